@@ -1,0 +1,3 @@
+"""tcptest: packetdrill-compatible conformance testing of real kernel TCP stacks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,225 @@
+"""`tcptest check`, `run` and `doctor`: the command-line front door."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .errors import TcptestError
+from .options import OPTION_NAMES, OptionError, RunOptions, apply_option, split_option
+from .report import FORMATS
+
+USAGE = """\
+tcptest check [-D NAME=VALUE] SCRIPT|DIR...
+tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR]
+            [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] [-v] SCRIPT|DIR...
+tcptest doctor [--fix]
+
+run: each script runs once per IP version it allows (ipv4, ipv6,
+ipv4-mapped-ipv6, or the one its --ip_version= line names), or only the one
+--ip_version= names on the command line. Exit 0 when every run passes, 1 when
+one fails, 2 for a usage error.
+doctor: checks what a run needs on this machine; --fix makes the host changes
+it can (allow cubic in namespaces, load tun).
+
+packetdrill options: """ + " ".join(f"--{name}" for name in OPTION_NAMES)
+
+
+def _split_defines(argv: Sequence[str]) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Pull packetdrill-style options (`--name=value`, `-D N=V`, `-v`) out of argv;
+    what is left are script paths and tcptest's own flags."""
+    options: list[tuple[str, str | None]] = []
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "-D":
+            value = next(args, None)
+            if value is None:
+                raise OptionError("-D needs NAME=VALUE")
+            options.append(("define", value))
+        elif arg.startswith("-D") and len(arg) > 2:
+            options.append(("define", arg[2:]))
+        elif arg == "-v":
+            options.append(("verbose", None))
+        elif arg.startswith("--") and split_option(arg)[0] in OPTION_NAMES:
+            options.append(split_option(arg))
+        else:
+            rest.append(arg)
+    return options, rest
+
+
+def _scripts(paths: Sequence[str]) -> list[str]:
+    """Script paths; folders stand for the `*.pkt` files below them."""
+    found: list[str] = []
+    for path in paths:
+        p = Path(path)
+        found.extend(sorted(str(f) for f in p.rglob("*.pkt")) if p.is_dir() else [path])
+    return found
+
+
+def cmd_check(argv: Sequence[str]) -> int:
+    from .parser import parse_file
+
+    options, rest = _split_defines(argv)
+    for name, value in options:  # validate, and reject options check has no use for
+        if name != "define":
+            raise OptionError(f"tcptest check takes only -D NAME=VALUE, not --{name}")
+    defines = dict(v.partition("=")[::2] for _, v in options)
+    paths = _scripts(rest)
+    if not paths:
+        raise OptionError("tcptest check needs at least one script")
+    failed = 0
+    for path in paths:
+        try:
+            parse_file(path, defines)
+        except TcptestError as err:
+            failed += 1
+            print(err, file=sys.stderr)
+    print(f"{len(paths) - failed} valid, {failed} invalid")
+    return 1 if failed else 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunFlags:
+    """tcptest's own flags of `tcptest run` (packetdrill's are options)."""
+
+    jobs: int = 1
+    output_format: str = "text"
+    pcap_dir: str | None = None
+
+
+_RUN_FLAGS = {"-j": "jobs", "--jobs": "jobs", "--format": "output_format", "--pcap": "pcap_dir"}
+
+
+def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
+    """Take `-j N`, `--format F` and `--pcap DIR` (also written `-jN`,
+    `--jobs=N`, `--format=F`, `--pcap=DIR`) out of `args`; the rest, and all
+    after `--`, are script paths."""
+    given: dict[str, str] = {}
+    paths: list[str] = []
+    args = iter(args)
+    for arg in args:
+        if arg == "--":
+            paths.extend(args)
+            break
+        if arg.startswith("--") and "=" in arg:
+            name, value = arg.split("=", 1)
+        elif arg.startswith("-j") and len(arg) > 2:
+            name, value = "-j", arg[2:]
+        else:
+            name, value = arg, None
+        if name in _RUN_FLAGS:
+            value = next(args, None) if value is None else value
+            if not value:
+                raise OptionError(f"{name} needs a value")
+            given[_RUN_FLAGS[name]] = value
+        elif arg.startswith("-") and arg != "-":
+            raise OptionError(f"unknown option {arg}")
+        else:
+            paths.append(arg)
+    output_format = given.get("output_format", "text")
+    if output_format not in FORMATS:
+        raise OptionError(f"--format takes one of {', '.join(FORMATS)}, got {output_format!r}")
+    return RunFlags(_jobs(given.get("jobs", "1")), output_format, given.get("pcap_dir")), paths
+
+
+def _jobs(text: str) -> int:
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise OptionError(f"-j takes a number of parallel runs (or auto), got {text!r}")
+    return int(text)
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    from . import batch, doctor, report
+
+    options, rest = _split_defines(argv)
+    check = RunOptions()
+    for name, value in options:
+        check = apply_option(check, name, value)  # fail early on a bad option
+    flags, paths = _run_flags(rest)
+    paths = _scripts(paths)
+    if not paths:
+        raise OptionError("tcptest run needs at least one script")
+    if not check.dry_run:
+        reason = doctor.skip_reason("ipv4")
+        if reason:
+            print(f"tcptest: {reason}", file=sys.stderr)
+            return 1
+    if flags.pcap_dir:
+        Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)
+    requests = batch.plan(paths, tuple(options), flags.pcap_dir)
+    output = flags.output_format
+    progress = batch.ProgressLine(len(requests))
+    progress.enabled = progress.enabled and not check.verbose  # the trace owns the screen
+    if output in ("tap", "ktap"):
+        progress.print("\n".join(report.tap_header(output, len(requests))))
+
+    def on_result(index: int, verdict) -> None:
+        if output == "text":
+            progress.print(report.result_line(verdict))
+            for warning in verdict.warnings:
+                progress.print(f"warning: {verdict.name}: {warning}")
+        elif output in ("tap", "ktap"):
+            progress.print("\n".join(report.tap_result(output, index + 1, verdict)))
+
+    run_one = None
+    if check.verbose:
+        from .runner import run
+
+        def run_one(request):
+            name = batch.request_name(request)
+            return run(request, lambda text: print(f"{name}: {text}", flush=True))
+
+    verdicts = batch.run_all(requests, flags.jobs, on_result, progress.update, run_one)
+    progress.clear()
+    if output == "text":
+        print(report.text_closing(verdicts))
+    else:
+        if output == "json":
+            print(report.json_report(verdicts))
+        else:
+            for line in report.tap_footer(output, verdicts):
+                print(line)
+        print(report.summary_line(verdicts), file=sys.stderr)
+    return 0 if all(verdict.passed for verdict in verdicts) else 1
+
+
+def cmd_doctor(argv: Sequence[str]) -> int:
+    from . import doctor
+
+    return doctor.main(argv)
+
+
+COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(USAGE)
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except (OptionError, TcptestError) as err:
+        print(f"tcptest: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tcptest: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`tcptest run ... | head`): say nothing more,
+        # and keep Python from complaining when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The loop that joins the engine to the host: it answers the engine's requests
+with real packets, calls and commands, and is the only reader of the clock.
+
+Times handed to the engine are microseconds since the script's start, on
+CLOCK_REALTIME, the clock of the kernel's capture timestamps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Generator
+
+from . import engine as e
+from .pcap import PcapWriter
+from .pycode import PythonBlocks
+from .host.commands import CommandRunner
+from .host.syscalls import SyscallHost
+from .host.tun import TunDevice
+
+# select() wakes up late by tens of microseconds; the last stretch before an
+# injection is spun so that inbound segments leave on time (p99 < 1 ms).
+SPIN_USECS = 300
+
+
+@dataclass
+class Driver:
+    tun: TunDevice
+    calls: SyscallHost
+    commands: CommandRunner
+    code: PythonBlocks
+    pcap: PcapWriter | None = None
+    on_trace: Callable[[str], None] | None = None
+
+    def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
+        self.start = time.time()
+        self.calls.set_script_start(self.start)
+        self.pending_call = None
+        response: e.Response | None = None
+        while True:
+            try:
+                request = steps.send(response) if response is not None else next(steps)
+            except StopIteration as stop:
+                return stop.value
+            response = self._answer(request)
+
+    # ---------------------------------------------------------------- clock
+
+    def now(self) -> int:
+        return int((time.time() - self.start) * 1e6)
+
+    def _usecs(self, timestamp: float) -> int:
+        return int((timestamp - self.start) * 1e6)
+
+    # ------------------------------------------------------------- requests
+
+    def _answer(self, request: e.Request) -> e.Response:
+        if isinstance(request, e.WaitFor):
+            return self._wait(request.until)
+        if isinstance(request, e.Inject):
+            sent_at = self._usecs(self.tun.send(request.frame, request.gso_size))
+            if self.pcap:
+                self.pcap.write(request.frame, self.start + sent_at / 1e6)
+            return e.Done(sent_at)
+        if isinstance(request, e.StartCall):
+            return self._start_call(request)
+        if isinstance(request, e.AwaitCall):
+            return self._await_call(request.until)
+        if isinstance(request, e.RunCommand):
+            at = self.now()
+            self.commands.run(request.text, request.loc)
+            return e.Done(at)
+        if isinstance(request, e.RunCode):
+            at = self.now()
+            self.code.run(request.text, request.loc, self.calls.tcp_info())
+            return e.Done(at)
+        raise TypeError(f"unknown request {request!r}")
+
+    def _wait(self, until: int | None) -> e.Response:
+        while True:
+            remaining = None if until is None else (until - self.now()) / 1e6
+            if remaining is not None and remaining * 1e6 < SPIN_USECS:
+                frame = self.tun.receive(0)
+                if frame is None:
+                    if remaining <= 0:
+                        return e.Elapsed(self.now())
+                    continue
+            else:
+                wait = None if remaining is None else remaining - SPIN_USECS / 1e6
+                frame = self.tun.receive(wait)
+                if frame is None:
+                    continue
+            if self.pcap:
+                self.pcap.write(frame.data, frame.timestamp)
+            return e.Captured(self._usecs(frame.timestamp), frame.data)
+
+    def _start_call(self, request: e.StartCall) -> e.Response:
+        at = self.now()
+        pending = self.calls.begin(request.call, request.loc, request.blocking)
+        if not request.blocking:
+            return e.Done(at)
+        if pending.done:
+            return e.Done(at, self._usecs(self.calls.finish(pending, 0)))
+        self.pending_call = pending
+        return e.Done(at)
+
+    def _await_call(self, until: int | None) -> e.Response:
+        pending = self.pending_call
+        now = self.now()
+        if not pending.done and until is not None and until <= now:
+            return e.Elapsed(now)
+        timeout = None if until is None else (until - now) / 1e6
+        returned_at = self.calls.finish(pending, timeout)  # RunFailure if it does not return
+        self.pending_call = None
+        return e.Done(now, self._usecs(returned_at))

@@ -1,0 +1,537 @@
+"""The interpreter, with no I/O: a generator that walks a script's events and
+yields requests (wait, inject, call, run a command...) to a driver, which answers
+with what happened and when. Times are microseconds since the script started.
+
+It never reads a clock or touches a socket, so it is tested by feeding it
+answers (tests/test_engine.py) as well as by the real driver.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Generator
+
+from . import match, wire
+from . import script as s
+from .errors import RunFailure
+from .options import RunOptions
+from .render import render_packet
+from .seq import SeqMap, u32
+
+# ------------------------------------------------------------------ requests
+
+
+@dataclass(frozen=True, slots=True)
+class WaitFor:
+    """Sleep until `until` (None: no deadline), returning early with the first
+    captured outbound frame. A past `until` returns at once with any frame
+    already captured, else `Elapsed`."""
+
+    until: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Inject:
+    frame: bytes
+    gso_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StartCall:
+    call: s.Syscall
+    loc: object
+    blocking: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitCall:
+    """Wait for the blocking call in flight to return, until `until` at most
+    (`until` in the past: just look)."""
+
+    until: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCommand:
+    text: str
+    loc: object
+
+
+@dataclass(frozen=True, slots=True)
+class RunCode:
+    text: str
+    loc: object
+
+
+Request = WaitFor | Inject | StartCall | AwaitCall | RunCommand | RunCode
+
+# ----------------------------------------------------------------- responses
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    at: int  # the kernel's capture timestamp
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Elapsed:
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A request was carried out: it started `at`; a call that already
+    returned says when in `returned_at`."""
+
+    at: int
+    returned_at: int | None = None
+
+
+Response = Captured | Elapsed | Done
+
+# Waiting for a segment that does not come: after the window closes we go on
+# watching this long, so that a late segment is reported with its real time
+# rather than as a plain time-out.
+LATE_GRACE_USECS = 250_000
+# `*` has no deadline in packetdrill; a run must end, so we stop here.
+ANY_TIME_LIMIT_USECS = 10_000_000
+EPHEMERAL_PORT_BASE = 40000
+
+
+@dataclass(slots=True)
+class Connection:
+    """One TCP connection between the kernel and the scripted peer."""
+
+    local_port: int
+    remote_port: int
+    active: bool  # the kernel opened it
+    seqmap: SeqMap = field(default_factory=SeqMap)
+    last_kernel_ack: int | None = None  # live
+    last_kernel_seq_end: int | None = None  # live
+    reset: bool = False
+
+
+@dataclass(slots=True)
+class _InFlight:
+    event: s.Event
+    expected_end: int
+    tolerance: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    warnings: tuple[str, ...]
+    trace: tuple[str, ...]
+    inject_delays_usecs: tuple[int, ...]  # how late each inbound segment left
+
+
+def _sec(usecs: int) -> str:
+    return f"{usecs / 1e6:.6f}"
+
+
+class Engine:
+    """Runs one script. Use: `gen = Engine(script, options).run()`, then
+    `request = next(gen)`, `request = gen.send(response)` ... until StopIteration
+    carries the `Outcome`; a failure is raised as `RunFailure`."""
+
+    def __init__(self, script: s.Script, options: RunOptions):
+        self.script = script
+        self.options = options
+        self.ip_version = 6 if options.ip_version == "ipv6" else 4
+        self.local_ip = options.live_local_ip
+        self.remote_ip = options.live_remote_ip
+        self.connections: list[Connection] = []
+        self.current: Connection | None = None
+        self.frames: deque[Captured] = deque()
+        self.inflight: _InFlight | None = None
+        self.warnings: list[str] = []
+        self.trace: list[str] = []
+        self.inject_delays: list[int] = []
+        self._next_remote_port = EPHEMERAL_PORT_BASE
+        # anchors, in usecs since the start
+        self.prev_live = 0
+        self.prev_script = 0
+        self.prev_was_inbound = False
+
+    # ------------------------------------------------------------ the walk
+
+    def run(self) -> Generator[Request, Response, Outcome]:
+        events = self.script.events
+        for index, event in enumerate(events):
+            yield from self._collect_returned_call()
+            action = event.action
+            if isinstance(action, s.Packet) and action.direction == ">":
+                yield from self._expect(event)
+            elif isinstance(action, s.Packet):
+                yield from self._inject(event, index)
+            elif isinstance(action, s.Syscall):
+                yield from self._syscall(event, index)
+            elif isinstance(action, s.Command):
+                yield from self._timed_run(event, index, RunCommand(action.text, event.loc), "command")
+            else:
+                yield from self._timed_run(event, index, RunCode(action.text, event.loc), "Python code")
+        if self.inflight is not None:
+            yield from self._finish_inflight(must_return=True)
+        yield from self._reset_open_connections()
+        return Outcome(tuple(self.warnings), tuple(self.trace), tuple(self.inject_delays))
+
+    # ---------------------------------------------------------- scheduling
+
+    def _scheduled(self, event: s.Event, inbound: bool) -> tuple[int, int]:
+        """(script time of the event, the anchor its relative offsets count from)."""
+        t = event.time
+        if isinstance(t, s.AbsoluteTime):
+            return t.usecs, 0
+        anchor = self.prev_script if (inbound and self.prev_was_inbound) else self.prev_live
+        if isinstance(t, s.RelativeTime):
+            return anchor + t.usecs, anchor
+        if isinstance(t, s.TimeRange):
+            base = anchor if t.relative else 0
+            return base + t.start_usecs, base
+        return anchor, anchor  # AnyTime
+
+    def _tolerance(self, scheduled: int) -> int:
+        return self.options.tolerance_usecs_for(scheduled - self.prev_script)
+
+    def _happened(self, scheduled: int, live: int, inbound: bool) -> None:
+        self.prev_script = scheduled
+        self.prev_live = live
+        self.prev_was_inbound = inbound
+
+    def _late_check(self, event: s.Event, what: str, scheduled: int, at: int) -> None:
+        tolerance = self._tolerance(scheduled)
+        if at - scheduled > tolerance:
+            self._timing_failure(event, what, scheduled, at, tolerance)
+
+    def _timing_failure(self, event: s.Event, what: str, expected: int, at: int, tolerance: int) -> None:
+        message = (f"timing error: expected {what} at {_sec(expected)} sec but happened at "
+                   f"{_sec(at)} sec; tolerance {_sec(tolerance)} sec")
+        self._fail(event, message, kind="packet" if what.endswith("packet") else "timing")
+
+    def _fail(self, event: s.Event, message: str, detail: str = "", kind: str = "") -> None:
+        if kind == "packet" and "packet" in self.options.non_fatal:
+            self.warnings.append(f"{event.loc}: {message}" + (f"\n{detail}" if detail else ""))
+            return
+        raise RunFailure(event.loc, message, detail)
+
+    # ------------------------------------------------------------ waiting
+
+    def _sleep_until(self, event: s.Event, until: int) -> Generator[Request, Response, int]:
+        """Sleep until `until`, watching outbound frames; returns the time.
+        A frame of ours that arrives well before this event is due can match no
+        later line in time: report it now instead of at some later line."""
+        while True:
+            response = yield WaitFor(until)
+            if isinstance(response, Elapsed):
+                return response.now
+            self._note_frame(event, response, until)
+
+    def _note_frame(self, event: s.Event, captured: Captured, until: int) -> None:
+        dgram = self._decode(captured)
+        if dgram is None or self._owner(dgram) is None:
+            return
+        early = until - captured.at > self._tolerance(until)
+        if early and not self.options.allow_unexpected and not self._next_outbound_is_any_time(event):
+            conn = self._owner(dgram)
+            actual = match.actual_in_script_terms(dgram, conn.seqmap, use_ace=False)
+            raise RunFailure(
+                event.loc,
+                f"unexpected outbound packet at {_sec(captured.at)} sec, while waiting to run this "
+                f"line at {_sec(until)} sec",
+                f"actual packet: {render_packet(actual)}")
+        self.frames.append(captured)
+
+    def _next_outbound_is_any_time(self, event: s.Event) -> bool:
+        events = self.script.events
+        for later in events[events.index(event):]:
+            if isinstance(later.action, s.Packet) and later.action.direction == ">":
+                return isinstance(later.time, (s.AnyTime, s.TimeRange))
+        return False
+
+    def _next_frame(self, deadline: int | None) -> Generator[Request, Response, Captured | None]:
+        if self.frames:
+            return self.frames.popleft()
+        response = yield WaitFor(deadline)
+        return response if isinstance(response, Captured) else None
+
+    # ---------------------------------------------------- outbound segments
+
+    def _expect(self, event: s.Event) -> Generator[Request, Response, None]:
+        packet = event.action
+        assert isinstance(packet, s.Packet)
+        expected = packet.body
+        if not isinstance(expected, s.TcpSegment):
+            raise RunFailure(event.loc, "outbound UDP and ICMP packets are not supported yet")
+        scheduled, anchor = self._scheduled(event, inbound=False)
+        earliest, latest = self._window(event, scheduled, anchor)
+        deadline = latest + LATE_GRACE_USECS if latest is not None else \
+            self.prev_live + ANY_TIME_LIMIT_USECS
+        while True:
+            captured = yield from self._next_frame(deadline)
+            if captured is None:
+                raise RunFailure(event.loc, "Timed out waiting for packet")
+            dgram = self._decode(captured)
+            if dgram is None:
+                continue
+            conn = self._owner_for_expected(dgram, expected)
+            if conn is not None:
+                break
+            self.trace.append(f"ignored outbound frame of another connection at {_sec(captured.at)}")
+        if expected.flags.find("S") >= 0 and dgram.transport.flags & wire.SYN:
+            conn.seqmap.local_isn_live = dgram.transport.seq
+            conn.seqmap.local_isn_script = expected.seq_start
+        if not self.options.strict_segments:
+            dgram = yield from self._join_short_segments(dgram, conn, expected.length, deadline)
+        actual = match.actual_in_script_terms(dgram, conn.seqmap, expected.ace is not None, packet.ip)
+        problems = match.compare(packet, actual, dgram.ip, self.options.tcp_ts_tick_usecs)
+        if problems:
+            detail = f"script packet: {render_packet(packet)}\nactual packet: {render_packet(actual)}"
+            self._fail(event, "error handling packet: " + problems[0], detail, kind="packet")
+        self._learn_from_kernel(conn, dgram, expected)
+        if earliest is not None:
+            tolerance = self._tolerance(scheduled)
+            if captured.at < earliest - tolerance or captured.at > latest + tolerance:
+                self._timing_failure(event, "outbound packet", scheduled, captured.at, tolerance)
+        self.trace.append(f"{_sec(captured.at)} > {render_packet(actual)}")
+        self._happened(scheduled if earliest is not None else captured.at, captured.at, inbound=False)
+
+    def _window(self, event: s.Event, scheduled: int, anchor: int) -> tuple[int | None, int | None]:
+        t = event.time
+        if isinstance(t, s.AnyTime):
+            return None, None
+        if isinstance(t, s.TimeRange):
+            return anchor + t.start_usecs, anchor + t.end_usecs
+        return scheduled, scheduled
+
+    def _join_short_segments(self, dgram: wire.Datagram, conn: Connection, wanted: int,
+                             deadline: int) -> Generator[Request, Response, wire.Datagram]:
+        """packetdrill joins consecutive short segments of one connection to
+        match a longer script line (the kernel may split what the script
+        writes as one)."""
+        while 0 < len(dgram.payload) < wanted:
+            captured = yield from self._next_frame(deadline)
+            if captured is None:
+                break
+            more = self._decode(captured)
+            if more is None or self._owner(more) is not conn:
+                continue
+            tcp, nxt = dgram.transport, more.transport
+            if nxt.seq != u32(tcp.seq + len(dgram.payload)) or not more.payload:
+                self.frames.appendleft(captured)
+                break
+            dgram = replace(dgram, payload=dgram.payload + more.payload,
+                            transport=replace(tcp, flags=tcp.flags | (nxt.flags & (wire.PSH | wire.FIN))))
+        return dgram
+
+    def _learn_from_kernel(self, conn: Connection, dgram: wire.Datagram, expected: s.TcpSegment) -> None:
+        tcp = dgram.transport
+        if tcp.flags & wire.ACK:
+            conn.last_kernel_ack = tcp.ack
+        end = u32(tcp.seq + len(dgram.payload) + bool(tcp.flags & wire.SYN) + bool(tcp.flags & wire.FIN))
+        conn.last_kernel_seq_end = end
+        if tcp.flags & wire.RST:
+            conn.reset = True
+        for exp_opt in expected.options or ():
+            if isinstance(exp_opt, s.Timestamp):
+                for live_opt in tcp.options:
+                    if isinstance(live_opt, s.Timestamp):
+                        conn.seqmap.ts_vals[exp_opt.val] = live_opt.val
+
+    # ------------------------------------------------------------ ownership
+
+    def _decode(self, captured: Captured) -> wire.Datagram | None:
+        try:
+            dgram = wire.decode(captured.frame)
+        except wire.DecodeError:
+            return None
+        if not isinstance(dgram.transport, wire.TcpHeader):
+            return None  # neighbour discovery, MLD and the like
+        return dgram
+
+    def _owner(self, dgram: wire.Datagram) -> Connection | None:
+        tcp = dgram.transport
+        for conn in reversed(self.connections):
+            if conn.local_port == tcp.src_port and conn.remote_port == tcp.dst_port:
+                return conn
+        return None
+
+    def _owner_for_expected(self, dgram: wire.Datagram, expected: s.TcpSegment) -> Connection | None:
+        """The connection a captured frame belongs to; a SYN without ACK from
+        the kernel opens a new (active) connection."""
+        tcp = dgram.transport
+        conn = self._owner(dgram)
+        if tcp.flags & wire.SYN and not tcp.flags & wire.ACK and (conn is None or conn.active):
+            if conn is None or conn.seqmap.knows_local_isn and conn.seqmap.local_isn_live != tcp.seq:
+                conn = Connection(local_port=tcp.src_port, remote_port=tcp.dst_port, active=True)
+                self.connections.append(conn)
+            self.current = conn
+            return conn
+        if conn is None and self.current is None and self.connections == []:
+            return None
+        return conn
+
+    # ----------------------------------------------------- inbound segments
+
+    def _inject(self, event: s.Event, index: int) -> Generator[Request, Response, None]:
+        packet = event.action
+        assert isinstance(packet, s.Packet)
+        body = packet.body
+        if not isinstance(body, s.TcpSegment):
+            raise RunFailure(event.loc, "inbound UDP and ICMP packets are not supported yet")
+        scheduled, _ = self._scheduled(event, inbound=True)
+        yield from self._sleep_until(event, scheduled)
+        conn = self._connection_for_inbound(body)
+        frame = self._build_inbound(event, packet, body, conn)
+        done = yield Inject(frame, gso_size=self._gso_size(body))
+        self.trace.append(f"{_sec(done.at)} < {render_packet(packet)}")
+        self.inject_delays.append(done.at - scheduled)
+        self._late_check(event, "inbound packet", scheduled, done.at)
+        self._happened(scheduled, done.at, inbound=True)
+
+    def _gso_size(self, body: s.TcpSegment) -> int:
+        mss = self.options.mss
+        return mss if mss and body.length > mss else 0
+
+    def _connection_for_inbound(self, body: s.TcpSegment) -> Connection:
+        syn = "S" in body.flags
+        ack = "." in body.flags
+        conn = self.current
+        if syn and not ack:
+            simultaneous_open = conn is not None and conn.active and conn.seqmap.remote_isn is None
+            retransmitted = conn is not None and not conn.active and conn.seqmap.remote_isn == body.seq_start
+            if not (simultaneous_open or retransmitted):
+                conn = self._new_passive_connection()
+            conn.seqmap.remote_isn = body.seq_start
+        elif conn is None:
+            conn = self._new_passive_connection()
+        elif syn and conn.seqmap.remote_isn is None:
+            conn.seqmap.remote_isn = body.seq_start  # SYN-ACK answering the kernel's SYN
+        return conn
+
+    def _new_passive_connection(self) -> Connection:
+        conn = Connection(local_port=self.options.bind_port, remote_port=self._next_remote_port, active=False)
+        self._next_remote_port += 1
+        self.connections.append(conn)
+        self.current = conn
+        return conn
+
+    def _build_inbound(self, event: s.Event, packet: s.Packet, body: s.TcpSegment, conn: Connection) -> bytes:
+        seqmap = conn.seqmap
+        syn = "S" in body.flags
+        options = tuple(self._inbound_option(event, opt, conn) for opt in body.options or ())
+        tcp = wire.TcpHeader(
+            src_port=conn.remote_port,
+            dst_port=conn.local_port,
+            seq=seqmap.remote_to_live(body.seq_start, syn),
+            ack=seqmap.local_to_live(body.ack, syn) if body.ack is not None else 0,
+            flags=wire.flags_from_letters(body.flags, body.ace),
+            window=body.window or 0,
+            urg_ptr=body.urg or 0,
+            options=options,
+        )
+        ip = self._inbound_ip(packet.ip)
+        return wire.encode_tcp(ip, tcp, bytes(body.length))
+
+    def _inbound_ip(self, info: s.IpInfo) -> wire.IpHeader:
+        ecn = match.ECN_CODEPOINTS[info.ecn][0] if info.ecn else 0
+        tos = info.tos if info.tos is not None else ecn
+        return wire.IpHeader(
+            version=self.ip_version, src=self.remote_ip, dst=self.local_ip,
+            tos=(tos & ~3) | ecn if info.ecn else tos,
+            ttl=info.ttl if info.ttl is not None else 255,
+            flowlabel=info.flowlabel or 0)
+
+    def _inbound_option(self, event: s.Event, option, conn: Connection):
+        seqmap = conn.seqmap
+        if isinstance(option, s.Sack):
+            return s.Sack(tuple((seqmap.local_to_live(left, False), seqmap.local_to_live(right, False))
+                                for left, right in option.blocks))
+        if isinstance(option, s.Timestamp) and option.ecr:
+            live = seqmap.ts_vals.get(option.ecr)
+            if live is None:
+                if not seqmap.ts_vals:
+                    raise RunFailure(event.loc, f"TS ecr {option.ecr} comes before any outbound TS val "
+                                                f"that it could echo")
+                live = self._scaled_ecr(event, option.ecr, seqmap)
+            return s.Timestamp(option.val, live)
+        return option
+
+    def _scaled_ecr(self, event: s.Event, ecr: int, seqmap: SeqMap) -> int:
+        """An ecr no outbound line wrote as a TS val: with --tcp_ts_ecr_scaled,
+        extrapolate from the nearest known val at the kernel's 1 ms tick;
+        otherwise it is the script's mistake, as in packetdrill."""
+        if not self.options.tcp_ts_ecr_scaled:
+            known = ", ".join(str(v) for v in sorted(seqmap.ts_vals))
+            raise RunFailure(event.loc, f"TS ecr {ecr} matches no TS val of an earlier outbound "
+                                        f"segment (known: {known})")
+        nearest = min(seqmap.ts_vals, key=lambda val: abs(val - ecr))
+        return u32(seqmap.ts_vals[nearest] + (ecr - nearest))
+
+    # -------------------------------------------- calls, commands and code
+
+    def _syscall(self, event: s.Event, index: int) -> Generator[Request, Response, None]:
+        call = event.action
+        assert isinstance(call, s.Syscall)
+        scheduled, anchor = self._scheduled(event, inbound=False)
+        if self.inflight is not None:
+            yield from self._finish_inflight(must_return=True)
+        yield from self._sleep_until(event, scheduled)
+        blocking = call.end_usecs is not None
+        done = yield StartCall(call, event.loc, blocking)
+        self._late_check(event, "system call start", scheduled, done.at)
+        if blocking:
+            base = 0 if isinstance(event.time, s.AbsoluteTime) else anchor
+            expected_end = base + call.end_usecs
+            tolerance = self.options.tolerance_usecs_for(expected_end - scheduled)
+            self.inflight = _InFlight(event, expected_end, tolerance)
+            if done.returned_at is not None:
+                self._check_return(done.returned_at)
+        self._happened(scheduled, done.at, inbound=False)
+
+    def _collect_returned_call(self) -> Generator[Request, Response, None]:
+        if self.inflight is not None:
+            yield from self._finish_inflight(must_return=False)
+
+    def _finish_inflight(self, must_return: bool) -> Generator[Request, Response, None]:
+        flight = self.inflight
+        assert flight is not None
+        until = flight.expected_end + flight.tolerance if must_return else 0
+        response = yield AwaitCall(until)
+        if isinstance(response, Done) and response.returned_at is not None:
+            self._check_return(response.returned_at)
+        elif must_return:
+            call = flight.event.action
+            raise RunFailure(flight.event.loc, f"blocking {call.name} call did not return by "
+                                               f"{_sec(until)} sec (expected at "
+                                               f"{_sec(flight.expected_end)} sec)")
+
+    def _check_return(self, returned_at: int) -> None:
+        flight = self.inflight
+        assert flight is not None
+        self.inflight = None
+        if abs(returned_at - flight.expected_end) > flight.tolerance:
+            call = flight.event.action
+            message = (f"timing error: expected {call.name} call to return at {_sec(flight.expected_end)} "
+                       f"sec but happened at {_sec(returned_at)} sec; tolerance {_sec(flight.tolerance)} sec")
+            raise RunFailure(flight.event.loc, message)
+
+    def _timed_run(self, event: s.Event, index: int, request: Request, what: str) -> Generator[Request, Response, None]:
+        scheduled, _ = self._scheduled(event, inbound=False)
+        yield from self._sleep_until(event, scheduled)
+        done = yield request
+        self._late_check(event, f"{what} start", scheduled, done.at)
+        self._happened(scheduled, done.at, inbound=False)
+
+    # ------------------------------------------------------------ the end
+
+    def _reset_open_connections(self) -> Generator[Request, Response, None]:
+        """Leave no connection for the kernel to retransmit on, as packetdrill."""
+        for conn in self.connections:
+            if conn.reset or conn.last_kernel_ack is None:
+                continue
+            tcp = wire.TcpHeader(src_port=conn.remote_port, dst_port=conn.local_port,
+                                 seq=conn.last_kernel_ack, ack=0, flags=wire.RST, window=0,
+                                 urg_ptr=0, options=())
+            yield Inject(wire.encode_tcp(self._inbound_ip(s.IpInfo()), tcp, b""))

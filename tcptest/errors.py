@@ -1,0 +1,52 @@
+"""The one error hierarchy. Every error a user sees is one of these.
+
+`ScriptError` and `RunFailure` carry a `Location`, so the message can start with
+`path:line:` as packetdrill's do.
+"""
+
+from __future__ import annotations
+
+from .source import Location
+
+
+class TcptestError(Exception):
+    """Base of every error tcptest reports to a user."""
+
+
+class ScriptError(TcptestError):
+    """The script cannot be read or planned: a syntax or semantic error."""
+
+    def __init__(self, loc: Location, message: str, source_line: str | None = None):
+        super().__init__(loc, message, source_line)  # args match __init__: errors cross a pipe pickled
+        self.loc = loc
+        self.message = message
+        self.source_line = source_line
+
+    def __str__(self) -> str:
+        text = f"{self.loc.path}:{self.loc.line}:{self.loc.col}: error: {self.message}"
+        if self.source_line is not None:
+            line = self.source_line.expandtabs(8)
+            prefix = self.source_line[: max(self.loc.col - 1, 0)].expandtabs(8)
+            text += f"\n{line}\n{' ' * len(prefix)}^"
+        return text
+
+
+class SetupError(TcptestError):
+    """The host cannot run a script: no root, no TUN, no namespaces, a bad option."""
+
+
+class RunFailure(TcptestError):
+    """The kernel did something other than what the script says, at `loc`.
+
+    `detail` holds extra lines (script packet vs actual packet, a traceback)."""
+
+    def __init__(self, loc: Location | None, message: str, detail: str = ""):
+        super().__init__(loc, message, detail)
+        self.loc = loc
+        self.message = message
+        self.detail = detail
+
+    def __str__(self) -> str:
+        where = f"{self.loc.path}:{self.loc.line}: " if self.loc else ""
+        text = f"{where}{self.message}"
+        return f"{text}\n{self.detail}" if self.detail else text

@@ -1,0 +1,63 @@
+"""Network namespaces: the private network every script run gets.
+
+A run calls `enter_new_network_namespace()` in a freshly forked, single-threaded
+child (see `isolation.run_isolated`). The namespace is anonymous: it is not
+mounted under /var/run/netns, so the kernel frees it as soon as the last process
+in it is gone, whichever way the run ends.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+from pyroute2 import IPRoute
+
+from ..errors import SetupError
+
+CLONE_NEWNET = 0x40000000
+
+libc = ctypes.CDLL(None, use_errno=True)
+"""The C library, for the system calls Python 3.11 has no wrapper for."""
+_created_namespace_id: int | None = None
+
+_UNSHARE_FAILURES = {
+    errno.EPERM: "creating a network namespace needs root (CAP_SYS_ADMIN); run tcptest as root",
+    errno.EINVAL: "this kernel has no network namespaces (CONFIG_NET_NS is off)",
+    errno.ENOSPC: "too many network namespaces (see the sysctl user.max_net_namespaces)",
+    errno.EUSERS: "too many network namespaces (see the sysctl user.max_net_namespaces)",
+}
+
+
+def enter_new_network_namespace() -> None:
+    """Move the calling thread into a new, empty network namespace and bring its
+    loopback device up.
+
+    unshare(2) moves only the calling thread, so call this in a single-threaded
+    process (the forked child of `run_isolated`): threads started afterwards
+    inherit the new namespace, threads that already exist would not.
+    """
+    if libc.unshare(CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        reason = _UNSHARE_FAILURES.get(code, os.strerror(code))
+        raise SetupError(f"cannot create a network namespace: {reason}")
+    global _created_namespace_id
+    _created_namespace_id = network_namespace_id()
+    with IPRoute() as ipr:
+        (loopback,) = ipr.link_lookup(ifname="lo")
+        ipr.link("set", index=loopback, state="up")
+
+
+def network_namespace_id() -> int:
+    """The inode number naming the calling thread's network namespace: equal
+    numbers, same namespace."""
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def in_own_network_namespace() -> bool:
+    """Whether the calling thread is in a namespace that
+    `enter_new_network_namespace` created in this process. Code that creates
+    devices or sends packets refuses to run anywhere else: the host's network
+    is never touched."""
+    return _created_namespace_id is not None and network_namespace_id() == _created_namespace_id

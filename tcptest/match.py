@@ -1,0 +1,136 @@
+"""Expected vs actual outbound segments, compared in the script's terms.
+
+The actual segment is first translated into a `script.Packet` (numbers made
+relative as the script writes them), so that every difference can be reported
+with script values and both segments rendered in script syntax.
+"""
+
+from __future__ import annotations
+
+from . import script as s
+from . import wire
+from .render import render_option
+from .seq import SeqMap
+
+# packetdrill's field name of every flag bit, in the order it checks them.
+FLAG_FIELDS = (
+    ("tcp_fin", wire.FIN), ("tcp_syn", wire.SYN), ("tcp_rst", wire.RST), ("tcp_psh", wire.PSH),
+    ("tcp_ack", wire.ACK), ("tcp_urg", wire.URG), ("tcp_ece", wire.ECE), ("tcp_cwr", wire.CWR),
+    ("tcp_ae", wire.AE),
+)
+ECN_CODEPOINTS = {"noecn": (0,), "ect1": (1,), "ect0": (2,), "ce": (3,), "ect01": (1, 2)}
+ECN_NAMES = {0: "noecn", 1: "ect1", 2: "ect0", 3: "ce"}
+
+
+def _field(name: str, expected: int, actual: int) -> str:
+    return (f"live packet field {name}: expected: {expected} ({expected:#x}) "
+            f"vs actual: {actual} ({actual:#x})")
+
+
+def actual_in_script_terms(dgram: wire.Datagram, seqmap: SeqMap, use_ace: bool,
+                           shown: s.IpInfo = s.IpInfo()) -> s.Packet:
+    """The captured segment as a script line would write it, with the IP fields
+    that `shown` (the script line's) names."""
+    tcp = dgram.transport
+    syn = bool(tcp.flags & wire.SYN)
+    letters, ace = wire.flags_to_letters(tcp.flags, ace=use_ace)
+    options = tuple(_option_in_script_terms(opt, seqmap) for opt in tcp.options)
+    start = seqmap.local_to_script(tcp.seq, syn)
+    length = len(dgram.payload)
+    segment = s.TcpSegment(
+        flags=letters,
+        seq_start=start,
+        seq_end=(start + length) % (1 << 32),
+        length=length,
+        ack=seqmap.remote_to_script(tcp.ack, syn) if tcp.flags & wire.ACK else None,
+        window=tcp.window,
+        urg=tcp.urg_ptr if tcp.flags & wire.URG else None,
+        options=options,
+        ace=ace,
+    )
+    live = dgram.ip
+    ip = s.IpInfo(ecn=ECN_NAMES[live.tos & 3] if shown.ecn else None,
+                  tos=live.tos if shown.tos is not None else None,
+                  ttl=live.ttl if shown.ttl is not None else None,
+                  flowlabel=live.flowlabel if shown.flowlabel is not None else None)
+    return s.Packet(direction=">", body=segment, ip=ip)
+
+
+def _option_in_script_terms(option, seqmap: SeqMap):
+    if isinstance(option, s.Sack):
+        return s.Sack(tuple((seqmap.remote_to_script(left, False), seqmap.remote_to_script(right, False))
+                            for left, right in option.blocks))
+    return option
+
+
+def compare(expected: s.Packet, actual: s.Packet, live_ip: wire.IpHeader,
+            ts_tick_usecs: int = 0) -> list[str]:
+    """Every difference, as packetdrill words it, in the order packetdrill checks."""
+    exp, act = expected.body, actual.body
+    assert isinstance(exp, s.TcpSegment) and isinstance(act, s.TcpSegment)
+    problems: list[str] = []
+    problems += _compare_ip(expected.ip, live_ip)
+    if exp.length != act.length:
+        problems.append(f"live packet payload: expected {exp.length} bytes vs actual {act.length} bytes")
+    exp_bits = wire.flags_from_letters(exp.flags, exp.ace)
+    act_bits = wire.flags_from_letters(act.flags, act.ace)
+    for name, bit in FLAG_FIELDS:
+        if exp.ace is not None and bit & wire.ACE_MASK:
+            continue
+        if (exp_bits ^ act_bits) & bit:
+            problems.append(_field(name, int(bool(exp_bits & bit)), int(bool(act_bits & bit))))
+    act_ace = (act_bits & wire.ACE_MASK) >> wire.ACE_SHIFT
+    if exp.ace is not None and exp.ace != act_ace:
+        problems.append(_field("tcp_ace", exp.ace, act_ace))
+    if exp.seq_start != act.seq_start:
+        problems.append(_field("tcp_seq", exp.seq_start, act.seq_start))
+    if exp.ack is not None and act.ack is not None and exp.ack != act.ack:
+        problems.append(_field("tcp_ack_seq", exp.ack, act.ack))
+    if exp.window is not None and exp.window != act.window:
+        problems.append(_field("tcp_window", exp.window, act.window))
+    if exp.urg is not None and exp.urg != (act.urg or 0):
+        problems.append(_field("tcp_urg_ptr", exp.urg, act.urg or 0))
+    if exp.options is not None:
+        problems += _compare_options(exp.options, act.options or (), ts_tick_usecs)
+    return problems
+
+
+def _compare_ip(exp: s.IpInfo, act: wire.IpHeader) -> list[str]:
+    problems = []
+    if exp.ecn is not None and (act.tos & 3) not in ECN_CODEPOINTS[exp.ecn]:
+        wanted = ECN_CODEPOINTS[exp.ecn][0]
+        problems.append(_field("ip_ecn", wanted, act.tos & 3))
+    if exp.tos is not None and exp.tos != act.tos:
+        problems.append(_field("ip_tos", exp.tos, act.tos))
+    if exp.ttl is not None and exp.ttl != act.ttl:
+        problems.append(_field("ip_ttl", exp.ttl, act.ttl))
+    if exp.flowlabel is not None and exp.flowlabel != (act.flowlabel or 0):
+        problems.append(_field("ipv6_flow_label", exp.flowlabel, act.flowlabel or 0))
+    return problems
+
+
+def _compare_options(expected: tuple, actual: tuple, ts_tick_usecs: int) -> list[str]:
+    kinds_exp = [type(o) for o in expected]
+    kinds_act = [type(o) for o in actual]
+    if kinds_exp != kinds_act:
+        exp_text = ",".join(render_option(o) for o in expected)
+        act_text = ",".join(render_option(o) for o in actual)
+        return [f"live packet TCP options: expected: <{exp_text}> vs actual: <{act_text}>"]
+    problems = []
+    for exp, act in zip(expected, actual):
+        if not _option_matches(exp, act, ts_tick_usecs):
+            problems.append(f"bad value in outbound TCP option (kind={wire.encode_options([act])[0]}): "
+                            f"expected: {render_option(exp)} actual: {render_option(act)}")
+    return problems
+
+
+def _option_matches(exp, act, ts_tick_usecs: int) -> bool:
+    if isinstance(exp, s.Timestamp):
+        # TS val is checked only against a known tick (--tcp_ts_tick_usecs, done
+        # by the engine); TS ecr of outbound segments is never checked.
+        return True
+    if isinstance(exp, s.Md5):
+        return True  # the signature depends on the key; its presence is what is checked
+    if isinstance(exp, s.AccEcn):
+        return all(a == b for a, b in zip(exp.counters, act.counters))
+    return exp == act

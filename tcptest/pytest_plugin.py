@@ -1,0 +1,185 @@
+"""pytest plugin: `pytest path/` runs the `*.pkt` scripts below `path`, each as
+one test per IP version it allows (`tcp_basic_server.pkt[ipv6]`).
+
+pytest loads this module in every run of every project where tcptest is
+installed, so it stays passive: it only claims `*.pkt` files, and imports the
+parser and runner only once it has one. Scripts come only from the paths pytest
+is given (or `testpaths`), like any test file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .options import IP_VERSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the command line and the ini file ask of every script."""
+
+    ip_versions: tuple[str, ...] | None  # None: every version a script allows
+    command_line: tuple[tuple[str, str | None], ...]  # packetdrill options and defines
+    pcap_dir: str | None  # None: a temporary folder of the session
+
+
+SETTINGS = pytest.StashKey[Settings]()
+PCAP_DIR = pytest.StashKey[str]()
+
+
+class TcptestWarning(UserWarning):
+    """A warning a script run reported (e.g. a non-fatal packet mismatch)."""
+
+
+class ScriptFailed(Exception):
+    """A run's verdict was a failure; repr_failure shows it."""
+
+    def __init__(self, verdict):
+        super().__init__(verdict.error)
+        self.verdict = verdict
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tcptest", "tcptest: packetdrill scripts (*.pkt) as tests")
+    group.addoption("--tcptest-ip-versions", metavar="LIST",
+                    help="IP versions to run, comma-separated, of: " + ",".join(IP_VERSIONS)
+                    + " (default: each version a script allows)")
+    group.addoption("--tcptest-option", action="append", default=[], metavar="--NAME=VALUE",
+                    help="a packetdrill option for every script, written with '=': "
+                    "--tcptest-option=--tolerance_usecs=10000 (repeatable)")
+    group.addoption("--tcptest-define", action="append", default=[], metavar="NAME=VALUE",
+                    help="a -D define for every script (repeatable)")
+    group.addoption("--tcptest-pcap-dir", metavar="DIR",
+                    help="keep the pcap of every failed test here "
+                    "(default: a temporary folder of the session)")
+    parser.addini("tcptest_ip_versions", "IP versions to run (comma or space separated)",
+                  type="args", default=[])
+    parser.addini("tcptest_options", "packetdrill options for every script (--NAME=VALUE ...)",
+                  type="args", default=[])
+    parser.addini("tcptest_defines", "defines for every script (NAME=VALUE ...)",
+                  type="args", default=[])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SETTINGS] = settings_from(config)
+
+
+def settings_from(config: pytest.Config) -> Settings:
+    """Read and check the options; the command line adds to the ini file's
+    options and defines, and replaces its IP versions."""
+    from .options import OptionError, RunOptions, apply_option, split_option
+
+    versions_text = config.getoption("tcptest_ip_versions")
+    words = versions_text.replace(",", " ").split() if versions_text is not None else [
+        word for entry in config.getini("tcptest_ip_versions") for word in entry.split(",") if word]
+    unknown = [word for word in words if word not in IP_VERSIONS]
+    if unknown:
+        raise pytest.UsageError(f"tcptest: unknown IP version {', '.join(unknown)}; "
+                                f"choose from {', '.join(IP_VERSIONS)}")
+    command_line: list[tuple[str, str | None]] = []
+    for text in [*config.getini("tcptest_options"), *config.getoption("tcptest_option")]:
+        if not text.startswith("-"):
+            raise pytest.UsageError(f"tcptest: an option is written --NAME=VALUE, got {text!r}")
+        command_line.append(split_option(text))
+    for text in [*config.getini("tcptest_defines"), *config.getoption("tcptest_define")]:
+        command_line.append(("define", text))
+    check = RunOptions()
+    for name, value in command_line:
+        try:
+            check = apply_option(check, name, value)
+        except OptionError as err:
+            raise pytest.UsageError(f"tcptest: {err}") from None
+    return Settings(tuple(dict.fromkeys(words)) or None, tuple(command_line),
+                    config.getoption("tcptest_pcap_dir"))
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix == ".pkt":
+        return ScriptFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScriptFile(pytest.File):
+    """A `.pkt` script: one test per IP version it runs with."""
+
+    def collect(self):
+        from .batch import ip_versions
+
+        settings = self.config.stash[SETTINGS]
+        for version in ip_versions(str(self.path), settings.command_line):
+            if settings.ip_versions is None or version in settings.ip_versions:
+                yield ScriptItem.from_parent(self, name=f"{self.path.name}[{version}]",
+                                             ip_version=version)
+
+    def repr_failure(self, excinfo, style=None):
+        from .errors import TcptestError
+
+        if isinstance(excinfo.value, TcptestError):
+            return str(excinfo.value)  # a script error names file:line itself
+        return super().repr_failure(excinfo, style)
+
+
+class ScriptItem(pytest.Item):
+    """One run of one script with one IP version, in a namespace of its own."""
+
+    def __init__(self, *, ip_version: str, **kwargs):
+        super().__init__(**kwargs)
+        self.ip_version = ip_version
+
+    def setup(self) -> None:
+        from .doctor import skip_reason
+
+        reason = skip_reason(self.ip_version)
+        if reason:
+            pytest.skip(reason)
+
+    def runtest(self) -> None:
+        from .runner import RunRequest, run
+
+        settings = self.config.stash[SETTINGS]
+        command_line = settings.command_line
+        if dict(command_line).get("ip_version") != self.ip_version:
+            command_line += (("ip_version", self.ip_version),)
+        verdict = run(RunRequest(str(self.path), command_line, pcap_dir=_pcap_dir(self.config)))
+        for warning in verdict.warnings:
+            warnings.warn_explicit(TcptestWarning(f"{verdict.name}: {warning}"),
+                                   TcptestWarning, str(self.path), verdict.line or 0)
+        if verdict.passed:
+            if verdict.pcap:  # only failures keep their capture
+                Path(verdict.pcap).unlink(missing_ok=True)
+            return
+        if verdict.pcap:
+            self.user_properties.append(("pcap", verdict.pcap))
+        raise ScriptFailed(verdict)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ScriptFailed):
+            from .report import failure_text
+
+            return failure_text(excinfo.value.verdict)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        # Not the bare name: pytest shows a domain that ends the node id with
+        # its dots turned into "::" (tcp_x::pkt[ipv4]).
+        return self.path, None, f"tcptest {self.name}"
+
+
+def _pcap_dir(config: pytest.Config) -> str:
+    """The folder for pcaps: --tcptest-pcap-dir, else one made for this session
+    (per xdist worker) under pytest's base temporary directory."""
+    if PCAP_DIR not in config.stash:
+        chosen = config.stash[SETTINGS].pcap_dir
+        if chosen:
+            os.makedirs(chosen, exist_ok=True)
+        else:
+            # pytest offers its tmp_path_factory to fixtures only; plain Items
+            # reach it through the config, as pytest's own tmpdir plugin sets it.
+            chosen = str(config._tmp_path_factory.mktemp("tcptest-pcap"))
+        config.stash[PCAP_DIR] = chosen
+    return config.stash[PCAP_DIR]

@@ -1,0 +1,151 @@
+"""Verdicts as people and CI systems read them: text with the script excerpt
+around the failing line, TAP, KTAP (as the kernel's selftests print it) and JSON.
+
+Only formatting lives here: everything is a function of `Verdict`s, so the CLI
+and the pytest plugin show a failure the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from .source import excerpt, read_source
+
+if TYPE_CHECKING:
+    from .runner import Verdict
+
+FORMATS = ("text", "tap", "ktap", "json")
+
+
+def first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else "failed"
+
+
+def result_line(verdict: Verdict) -> str:
+    """One line per run, as it finishes."""
+    if verdict.passed:
+        return f"ok {verdict.name} ({verdict.duration:.2f} s)"
+    return f"FAIL {verdict.name} ({verdict.duration:.2f} s): {first_line(verdict.error)}"
+
+
+def script_excerpt(verdict: Verdict, context: int = 2) -> str | None:
+    """The numbered script lines around the failing one, when there is one."""
+    if verdict.line is None:
+        return None
+    try:
+        text = read_source(verdict.path)
+    except OSError:
+        return None
+    if not 1 <= verdict.line <= len(text.splitlines()):
+        return None
+    return excerpt(text, verdict.line, context)
+
+
+def failure_text(verdict: Verdict) -> str:
+    """A failed run in full, read like a compiler's error: the error line, the
+    script around it, the rest of the error (the expected and the actual
+    segment), warnings, and the pcap to look at."""
+    error_lines = (verdict.error or "failed without an error message").rstrip().splitlines()
+    parts = error_lines[:1]
+    around = script_excerpt(verdict)
+    if around:
+        parts.append(around)
+    parts.extend(error_lines[1:])
+    parts.extend(f"warning: {warning}" for warning in verdict.warnings)
+    if verdict.pcap:
+        parts.append(f"pcap: {verdict.pcap}")
+    return "\n".join(parts)
+
+
+def counts(verdicts: Iterable[Verdict]) -> tuple[int, int]:
+    passed = failed = 0
+    for verdict in verdicts:
+        if verdict.passed:
+            passed += 1
+        else:
+            failed += 1
+    return passed, failed
+
+
+def summary_line(verdicts: Iterable[Verdict]) -> str:
+    passed, failed = counts(verdicts)
+    return f"{passed} passed, {failed} failed"
+
+
+def text_closing(verdicts: Sequence[Verdict]) -> str:
+    """The end of a text run: each failure in full, then the summary line."""
+    parts = [f"FAIL {verdict.name}\n{failure_text(verdict)}\n" for verdict in verdicts if not verdict.passed]
+    parts.append(summary_line(verdicts))
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- TAP and KTAP
+
+# A TAP description must not contain an unescaped '#', and a reason that starts
+# with SKIP or TODO would read as a directive.
+_DIRECTIVE = re.compile(r"^(skip|todo)", re.I)  # TAP 14 reads "skipped" as SKIP too
+
+
+def _tap_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("#", "\\#")
+
+
+def _diagnostics(verdict: Verdict) -> list[str]:
+    lines = []
+    if not verdict.passed:
+        lines.extend((verdict.error or "failed").rstrip().splitlines())
+        if verdict.pcap:
+            lines.append(f"pcap: {verdict.pcap}")
+    lines.extend(f"warning: {warning}" for warning in verdict.warnings)
+    return [f"# {line}".rstrip() for line in lines]
+
+
+def tap_header(kind: str, total: int) -> list[str]:
+    return ["KTAP version 1" if kind == "ktap" else "TAP version 13", f"1..{total}"]
+
+
+def tap_result(kind: str, number: int, verdict: Verdict) -> list[str]:
+    """A result line and its `# ` diagnostics: KTAP puts them before the
+    result, as kselftest does; TAP after it."""
+    name = _tap_escape(verdict.name)
+    if verdict.passed:
+        line = f"ok {number} {name}"
+    else:
+        reason = first_line(verdict.error)
+        if _DIRECTIVE.match(reason):
+            reason = f"error: {reason}"
+        line = f"not ok {number} {name} # {reason}"
+    diagnostics = _diagnostics(verdict)
+    return diagnostics + [line] if kind == "ktap" else [line] + diagnostics
+
+
+def tap_footer(kind: str, verdicts: Sequence[Verdict]) -> list[str]:
+    passed, failed = counts(verdicts)
+    if kind == "ktap":
+        return [f"# Totals: pass:{passed} fail:{failed} xfail:0 xpass:0 skip:0 error:0"]
+    return []
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def verdict_dict(verdict: Verdict) -> dict:
+    return {
+        "name": verdict.name,
+        "path": verdict.path,
+        "ip_version": verdict.ip_version,
+        "passed": verdict.passed,
+        "error": verdict.error,
+        "line": verdict.line,
+        "warnings": list(verdict.warnings),
+        "duration": round(verdict.duration, 6),
+        "pcap": verdict.pcap,
+    }
+
+
+def json_report(verdicts: Sequence[Verdict]) -> str:
+    passed, failed = counts(verdicts)
+    return json.dumps({"passed": passed, "failed": failed,
+                       "results": [verdict_dict(verdict) for verdict in verdicts]}, indent=2)

@@ -1,0 +1,157 @@
+"""One script, one IP version, start to verdict.
+
+The run happens in a forked child inside a network namespace of its own
+(host.isolation), so that nothing it creates outlives it. What crosses back
+is a picklable `Verdict`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from . import engine as e
+from .errors import RunFailure, ScriptError, SetupError, TcptestError
+from .options import RunOptions, resolve
+from .parser import parse_file
+from .pycode import PythonBlocks
+from .script import Script
+
+# A run that goes on longer than this is stopped: the longest corpus script
+# takes about 10 s; a hang must not hold a CI job forever.
+RUN_TIMEOUT_SECS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one run of one script found."""
+
+    path: str
+    ip_version: str
+    passed: bool
+    error: str | None = None  # the first error, as the user sees it
+    line: int | None = None  # its script line, when it has one
+    warnings: tuple[str, ...] = ()
+    duration: float = 0.0
+    pcap: str | None = None
+    inject_delays_usecs: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{Path(self.path).name}[{self.ip_version}]"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """A script and the command-line options that override its own."""
+
+    path: str
+    command_line: tuple[tuple[str, str | None], ...] = ()
+    pcap_dir: str | None = None
+    defines: tuple[tuple[str, str], ...] = field(default=())
+
+
+def script_ip_versions(script: Script) -> tuple[str, ...]:
+    """The IP versions a script is meant for: the one its `--ip_version=` line
+    names, else all three."""
+    for line in script.options:
+        if line.name == "ip_version" and line.value:
+            return (line.value,)
+    return ("ipv4", "ipv6", "ipv4-mapped-ipv6")
+
+
+def load(request: RunRequest) -> tuple[Script, RunOptions]:
+    """Parse and resolve options, without running anything (also `--dry_run`)."""
+    defines = dict(request.defines)
+    defines.update((value.partition("=")[0], value.partition("=")[2])
+                   for name, value in request.command_line if name in ("define", "D") and value)
+    script = parse_file(request.path, defines)
+    options = resolve(script.options, request.command_line)
+    return script, options
+
+
+def run(request: RunRequest, trace=None) -> Verdict:
+    """Run one script; every failure becomes a failed Verdict, never an exception."""
+    started = time.monotonic()
+    ip_version = dict(request.command_line).get("ip_version") or "ipv4"
+    try:
+        script, options = load(request)
+        ip_version = options.ip_version
+        if options.dry_run:
+            return Verdict(request.path, ip_version, True, duration=time.monotonic() - started)
+        pcap_path = _pcap_path(request, ip_version)
+        from .host.isolation import run_isolated
+        outcome = run_isolated(lambda: _run_here(script, options, pcap_path, trace),
+                               timeout=RUN_TIMEOUT_SECS)
+    except TcptestError as err:
+        line = getattr(getattr(err, "loc", None), "line", None)
+        pcap = _pcap_path(request, ip_version)
+        return Verdict(request.path, ip_version, False, error=str(err), line=line,
+                       duration=time.monotonic() - started,
+                       pcap=pcap if pcap and os.path.exists(pcap) else None)
+    return Verdict(request.path, ip_version, True, warnings=outcome.warnings,
+                   duration=time.monotonic() - started, pcap=pcap_path,
+                   inject_delays_usecs=outcome.inject_delays_usecs)
+
+
+def _pcap_path(request: RunRequest, ip_version: str) -> str | None:
+    if not request.pcap_dir:
+        return None
+    return str(Path(request.pcap_dir) / f"{Path(request.path).stem}.{ip_version}.pcap")
+
+
+def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace) -> e.Outcome:
+    """Inside the namespace: device, init command, the events, cleanup."""
+    from .driver import Driver
+    from .host.commands import CommandRunner
+    from .host.syscalls import CallEnvironment, SyscallHost
+    from .host.tun import TunConfig, TunDevice
+    from .pcap import PcapWriter
+
+    commands = CommandRunner(Path(script.path).parent)
+    for text in options.init_scripts:
+        commands.run(text, None, "--init_scripts")
+    config = TunConfig(ip_version=options.ip_version, local_ip=options.live_local_ip,
+                       remote_ip=options.live_remote_ip, gateway_ip=options.live_gateway_ip,
+                       prefix_len=options.local_prefix_len, mtu=options.mtu)
+    pcap = PcapWriter(pcap_path) if pcap_path else None
+    try:
+        with TunDevice(config) as tun:
+            return _run_events(script, options, commands, tun, pcap, trace)
+    finally:
+        if pcap:
+            pcap.close()
+        commands.restore_file().unlink(missing_ok=True)
+
+
+def _run_events(script, options, commands, tun, pcap, trace) -> e.Outcome:
+    from .driver import Driver
+    from .host.syscalls import CallEnvironment, SyscallHost
+
+    init_ran = False
+    calls = SyscallHost(CallEnvironment(
+        ip_version=options.ip_version, local_ip=options.live_local_ip,
+        remote_ip=options.live_remote_ip, bind_port=options.bind_port,
+        connect_port=options.connect_port))
+    try:
+        if script.init:
+            init_ran = True
+            commands.run(script.init.command.text, script.init.loc, "init")
+        driver = Driver(tun, calls, commands, PythonBlocks(), pcap, trace)
+        outcome = driver.run(e.Engine(script, options).run())
+    except TcptestError:
+        if init_ran and script.cleanup:
+            try:
+                commands.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
+            except TcptestError:
+                pass  # the first error is the one to report
+        raise
+    finally:
+        calls.close_all()
+    if script.cleanup:
+        commands.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
+    return outcome

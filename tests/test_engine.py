@@ -1,0 +1,222 @@
+"""The engine without a kernel: a fake answers its requests, playing the kernel
+from a list of reactions, so seq/ack mapping, timing and matching are tested
+without root."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field, replace
+
+import pytest
+
+from tcptest import engine as e
+from tcptest import script as s
+from tcptest import wire
+from tcptest.errors import RunFailure
+from tcptest.options import RunOptions
+from tcptest.parser import parse_script
+
+LOCAL, REMOTE = "192.168.0.2", "192.0.2.1"
+KERNEL_ISN = 1_000_000
+
+
+def syn_ack(ack: int, options=(s.Mss(1460),), isn: int = KERNEL_ISN, port: int = 40000) -> bytes:
+    return _kernel(wire.SYN | wire.ACK, isn, ack, options=options, port=port)
+
+
+def _kernel(flags: int, seq: int, ack: int, payload: int = 0, options=(), window: int = 65535,
+            port: int = 40000, local_port: int = 8080) -> bytes:
+    ip = wire.IpHeader(version=4, src=LOCAL, dst=REMOTE)
+    tcp = wire.TcpHeader(src_port=local_port, dst_port=port, seq=seq, ack=ack, flags=flags,
+                         window=window, options=tuple(options))
+    return wire.encode_tcp(ip, tcp, payload)
+
+
+@dataclass
+class FakeKernel:
+    """Plays the kernel: `reactions` maps the index of an injected segment (or
+    the name of a call) to the frames the kernel sends in answer, each after a
+    delay in usecs."""
+
+    reactions: dict = field(default_factory=dict)
+    now: int = 0
+    outbox: list = field(default_factory=list)  # (at, frame)
+    injected: list = field(default_factory=list)  # decoded datagrams
+    injected_at: list = field(default_factory=list)
+    inject_cost: int = 0  # usecs an injection takes
+    calls: list = field(default_factory=list)
+
+    def _react(self, key) -> None:
+        for delay, frame in self.reactions.get(key, ()):
+            self.outbox.append((self.now + delay, frame))
+        self.outbox.sort(key=lambda item: item[0])
+
+    def answer(self, request):
+        if isinstance(request, e.WaitFor):
+            if self.outbox and (request.until is None or self.outbox[0][0] <= max(request.until, self.now)):
+                at, frame = self.outbox.pop(0)
+                self.now = max(self.now, at)
+                return e.Captured(at, frame)
+            if request.until is None:
+                raise AssertionError("engine waits forever with nothing to come")
+            self.now = max(self.now, request.until)
+            return e.Elapsed(self.now)
+        if isinstance(request, e.Inject):
+            self.injected.append(wire.decode(request.frame))
+            self.injected_at.append(self.now)
+            at, self.now = self.now, self.now + self.inject_cost
+            self._react(len(self.injected) - 1)
+            return e.Done(at)
+        if isinstance(request, e.StartCall):
+            self.calls.append(request.call.name)
+            self._react(request.call.name)
+            return e.Done(self.now)
+        if isinstance(request, (e.RunCommand, e.RunCode)):
+            return e.Done(self.now)
+        if isinstance(request, e.AwaitCall):
+            return e.Done(self.now, self.now)
+        raise AssertionError(request)
+
+
+def run(text: str, kernel: FakeKernel, **options) -> e.Outcome:
+    script = parse_script(textwrap.dedent(text), "t.pkt")
+    steps = e.Engine(script, replace(RunOptions(), **options)).run()
+    response = None
+    while True:
+        try:
+            request = steps.send(response) if response is not None else next(steps)
+        except StopIteration as stop:
+            return stop.value
+        response = kernel.answer(request)
+
+
+PASSIVE_OPEN = """\
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1000>
++0 > S. 0:0(0) ack 1 <mss 1460>
++.1 < . 1:1(0) ack 1 win 257
+"""
+
+
+def test_passive_open_maps_the_kernels_isn_into_inbound_acks():
+    kernel = FakeKernel({0: [(50, syn_ack(1))]})
+    run(PASSIVE_OPEN, kernel)
+    syn, ack = kernel.injected[0], kernel.injected[1]
+    assert (syn.transport.flags, syn.transport.seq, syn.transport.dst_port) == (wire.SYN, 0, 8080)
+    assert ack.transport.ack == KERNEL_ISN + 1
+    assert ack.transport.seq == 1
+    assert ack.transport.src_port == syn.transport.src_port
+
+
+def test_a_wrong_ack_fails_at_its_line_with_the_field_in_script_terms():
+    kernel = FakeKernel({0: [(50, syn_ack(5))]})
+    with pytest.raises(RunFailure) as failure:
+        run(PASSIVE_OPEN, kernel)
+    assert failure.value.loc.line == 5
+    assert "live packet field tcp_ack_seq: expected: 1 (0x1) vs actual: 5 (0x5)" in failure.value.message
+    assert "script packet: > S. 0:0(0) ack 1" in failure.value.detail
+    assert "actual packet: > S. 0:0(0) ack 5" in failure.value.detail
+
+
+def test_an_option_value_mismatch_names_the_option():
+    kernel = FakeKernel({0: [(50, syn_ack(1, options=(s.Mss(1400),)))]})
+    with pytest.raises(RunFailure, match=r"TCP option \(kind=2\): expected: mss 1460 actual: mss 1400"):
+        run(PASSIVE_OPEN, kernel)
+
+
+def test_a_late_segment_is_a_timing_error_with_both_times():
+    kernel = FakeKernel({0: [(20_000, syn_ack(1))]})
+    with pytest.raises(RunFailure, match=r"timing error: expected outbound packet at 0.000000 sec but "
+                                         r"happened at 0.020000 sec; tolerance 0.004000 sec"):
+        run(PASSIVE_OPEN, kernel)
+
+
+def test_tolerance_grows_with_the_gap():
+    script = PASSIVE_OPEN.replace("+0 > S.", "+1 > S.")
+    kernel = FakeKernel({0: [(1_100_000, syn_ack(1))]})
+    run(script, kernel)  # 100 ms late is within 12.5 % of 1 s
+    kernel = FakeKernel({0: [(1_130_000, syn_ack(1))]})
+    with pytest.raises(RunFailure, match="tolerance 0.125000 sec"):
+        run(script, kernel)
+
+
+def test_no_segment_times_out():
+    with pytest.raises(RunFailure, match="Timed out waiting for packet") as failure:
+        run(PASSIVE_OPEN, FakeKernel())
+    assert failure.value.loc.line == 5
+
+
+def test_an_unexpected_segment_during_a_wait_is_reported():
+    text = PASSIVE_OPEN + "+0 accept(3, ..., ...) = 4\n+1 < P. 1:1001(1000) ack 1 win 257\n"
+    stray = _kernel(wire.ACK | wire.PSH, KERNEL_ISN + 1, 1, payload=100)
+    kernel = FakeKernel({0: [(50, syn_ack(1))], 1: [(300_000, stray)]})
+    with pytest.raises(RunFailure, match=r"unexpected outbound packet at 0\.400050 sec, while waiting to run this line at 1\.100050 sec") as failure:
+        run(text, kernel)
+    assert failure.value.loc.line == 8
+    assert "P. 1:101(100) ack 1" in failure.value.detail
+    kernel = FakeKernel({0: [(50, syn_ack(1))], 1: [(300_000, stray)]})
+    run(text, kernel, allow_unexpected=True)
+
+
+def test_short_segments_are_joined_unless_strict():
+    text = PASSIVE_OPEN + "+0 write(3, ..., 2000) = 2000\n+0 > P. 1:2001(2000) ack 1\n"
+    first = _kernel(wire.ACK, KERNEL_ISN + 1, 1, payload=1000)
+    second = _kernel(wire.ACK | wire.PSH, KERNEL_ISN + 1001, 1, payload=1000)
+    kernel = FakeKernel({0: [(50, syn_ack(1))], "write": [(10, first), (20, second)]})
+    run(text, kernel)
+    kernel = FakeKernel({0: [(50, syn_ack(1))], "write": [(10, first), (20, second)]})
+    with pytest.raises(RunFailure, match="expected 2000 bytes vs actual 1000 bytes"):
+        run(text, kernel, strict_segments=True)
+
+
+def test_inbound_ts_ecr_echoes_the_live_ts_val_of_the_line_it_names():
+    text = """\
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+    +0 < S 0:0(0) win 65535 <nop,nop,TS val 10 ecr 0>
+    +0 > S. 0:0(0) ack 1 <nop,nop,TS val 700 ecr 10>
+    +0 < . 1:1(0) ack 1 win 257 <nop,nop,TS val 11 ecr 700>
+    """
+    live = syn_ack(1, options=(s.Nop(), s.Nop(), s.Timestamp(987654, 10)))
+    kernel = FakeKernel({0: [(10, live)]})
+    run(text, kernel)
+    ts = [o for o in kernel.injected[1].transport.options if isinstance(o, s.Timestamp)]
+    assert ts == [s.Timestamp(11, 987654)]
+
+
+def test_active_open_learns_the_port_and_isn_from_the_kernels_syn():
+    text = """\
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+    +0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)
+    +0 > S 0:0(0) <mss 1460>
+    +.01 < S. 0:0(0) ack 1 win 5000 <mss 1000>
+    +0 > . 1:1(0) ack 1
+    """
+    syn = _kernel(wire.SYN, 777, 0, options=(s.Mss(1460),), port=8080, local_port=51000)
+    ack = _kernel(wire.ACK, 778, 1, port=8080, local_port=51000)
+    kernel = FakeKernel({"connect": [(5, syn)], 0: [(40, ack)]})
+    run(text, kernel)
+    synack = kernel.injected[0].transport
+    assert (synack.dst_port, synack.src_port, synack.ack) == (51000, 8080, 778)
+
+
+def test_relative_inbound_runs_anchor_on_script_time():
+    text = """\
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+    +0 < S 0:0(0) win 65535
+    +.1 < S 0:0(0) win 65535
+    +.1 < S 0:0(0) win 65535
+    """
+    kernel = FakeKernel(inject_cost=300)
+    run(text, kernel)
+    assert kernel.injected_at == [0, 100_000, 200_000]  # the 300 usecs of each do not pile up
+    kernel = FakeKernel(inject_cost=300)
+    run(text.replace("+.1 < S 0:0(0) win 65535\n    +.1", "+.1 < S 0:0(0) win 65535\n    +0 listen(3, 1) = 0\n    +.1"), kernel)
+    assert kernel.injected_at == [0, 100_000, 200_300]  # after a call, from when it happened
+
+
+def test_non_fatal_packet_turns_a_mismatch_into_a_warning():
+    kernel = FakeKernel({0: [(50, syn_ack(5))]})
+    outcome = run(PASSIVE_OPEN, kernel, non_fatal=frozenset({"packet"}))
+    assert any("tcp_ack_seq" in warning for warning in outcome.warnings)
