@@ -148,7 +148,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     if not check.dry_run:
         reason = doctor.skip_reason("ipv4")
         if reason:
-            print(f"tcptest: {reason}", file=sys.stderr)
+            print(reason, file=sys.stderr)
             return 1
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)

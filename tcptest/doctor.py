@@ -67,7 +67,7 @@ class NamespaceFacts:
 class HostFacts:
     euid: int
     capabilities: frozenset[int]  # effective capability numbers
-    tun_error: str | None
+    tun_errno: int | None  # why /dev/net/tun did not open, None when it did
     namespace: NamespaceFacts
     available_congestion_controls: tuple[str, ...]
     allowed_congestion_controls: tuple[str, ...]
@@ -93,13 +93,13 @@ class Check:
 def probe() -> HostFacts:
     """Look at this machine (forks one child into a new network namespace)."""
     tools = tuple((name, shutil.which(name)) for name, *_ in TOOLS)
-    tun_error = _tun_error()
+    tun_errno = _tun_errno()
     hz, hz_source = _kernel_hz()
     return HostFacts(
         euid=os.geteuid(),
         capabilities=_effective_capabilities(),
-        tun_error=tun_error,
-        namespace=_probe_namespace(tun_error is None, dict(tools).get("tc")),
+        tun_errno=tun_errno,
+        namespace=_probe_namespace(tun_errno is None, dict(tools).get("tc")),
         available_congestion_controls=_sysctl_words("net/ipv4/tcp_available_congestion_control"),
         allowed_congestion_controls=_sysctl_words("net/ipv4/tcp_allowed_congestion_control"),
         hz=hz,
@@ -118,11 +118,11 @@ def _effective_capabilities() -> frozenset[int]:
     return frozenset(bit for bit in range(64) if mask >> bit & 1)
 
 
-def _tun_error() -> str | None:
+def _tun_errno() -> int | None:
     try:
         os.close(os.open("/dev/net/tun", os.O_RDWR))
     except OSError as exc:
-        return f"/dev/net/tun: {exc.strerror}"
+        return exc.errno
     return None
 
 
@@ -256,9 +256,12 @@ def _privileges(facts: HostFacts) -> Check:
 
 
 def _tun(facts: HostFacts) -> Check:
-    if facts.tun_error is None:
+    if facts.tun_errno is None:
         return Check("tun", "ok", "/dev/net/tun opens")
-    return Check("tun", "fail", facts.tun_error,
+    found = f"/dev/net/tun: {os.strerror(facts.tun_errno)}"
+    if facts.tun_errno in (errno.EACCES, errno.EPERM):
+        return Check("tun", "fail", found, "run as root")
+    return Check("tun", "fail", found,
                  "load the tun module (modprobe tun), or a kernel with CONFIG_TUN", fix="load_tun")
 
 

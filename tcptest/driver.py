@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Generator
+from typing import Generator
 
 from . import engine as e
 from .pcap import PcapWriter
@@ -30,7 +30,6 @@ class Driver:
     commands: CommandRunner
     code: PythonBlocks
     pcap: PcapWriter | None = None
-    on_trace: Callable[[str], None] | None = None
 
     def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
         self.start = time.time()
@@ -69,11 +68,11 @@ class Driver:
         if isinstance(request, e.RunCommand):
             at = self.now()
             self.commands.run(request.text, request.loc)
-            return e.Done(at)
+            return e.Done(at, self.now())
         if isinstance(request, e.RunCode):
             at = self.now()
             self.code.run(request.text, request.loc, self.calls.tcp_info())
-            return e.Done(at)
+            return e.Done(at, self.now())
         raise TypeError(f"unknown request {request!r}")
 
     def _wait(self, until: int | None) -> e.Response:

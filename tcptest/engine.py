@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Generator
+from typing import Callable, Generator
 
 from . import match, wire
 from . import script as s
 from .errors import RunFailure
 from .options import RunOptions
-from .render import render_packet
+from .render import render_packet, render_syscall
 from .seq import SeqMap, u32
 
 # ------------------------------------------------------------------ requests
@@ -123,7 +123,6 @@ class _InFlight:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     warnings: tuple[str, ...]
-    trace: tuple[str, ...]
     inject_delays_usecs: tuple[int, ...]  # how late each inbound segment left
 
 
@@ -136,7 +135,8 @@ class Engine:
     `request = next(gen)`, `request = gen.send(response)` ... until StopIteration
     carries the `Outcome`; a failure is raised as `RunFailure`."""
 
-    def __init__(self, script: s.Script, options: RunOptions):
+    def __init__(self, script: s.Script, options: RunOptions,
+                 trace: Callable[[str], None] | None = None):
         self.script = script
         self.options = options
         self.ip_version = 6 if options.ip_version == "ipv6" else 4
@@ -147,7 +147,7 @@ class Engine:
         self.frames: deque[Captured] = deque()
         self.inflight: _InFlight | None = None
         self.warnings: list[str] = []
-        self.trace: list[str] = []
+        self.trace = trace or (lambda line: None)
         self.inject_delays: list[int] = []
         self._next_remote_port = EPHEMERAL_PORT_BASE
         # anchors, in usecs since the start
@@ -175,7 +175,7 @@ class Engine:
         if self.inflight is not None:
             yield from self._finish_inflight(must_return=True)
         yield from self._reset_open_connections()
-        return Outcome(tuple(self.warnings), tuple(self.trace), tuple(self.inject_delays))
+        return Outcome(tuple(self.warnings), tuple(self.inject_delays))
 
     # ---------------------------------------------------------- scheduling
 
@@ -208,7 +208,10 @@ class Engine:
     def _timing_failure(self, event: s.Event, what: str, expected: int, at: int, tolerance: int) -> None:
         message = (f"timing error: expected {what} at {_sec(expected)} sec but happened at "
                    f"{_sec(at)} sec; tolerance {_sec(tolerance)} sec")
-        self._fail(event, message, kind="packet" if what.endswith("packet") else "timing")
+        if what == "outbound packet":
+            self._fail(event, "error handling packet: " + message, kind="packet")
+        else:
+            self._fail(event, message)
 
     def _fail(self, event: s.Event, message: str, detail: str = "", kind: str = "") -> None:
         if kind == "packet" and "packet" in self.options.non_fatal:
@@ -230,11 +233,12 @@ class Engine:
 
     def _note_frame(self, event: s.Event, captured: Captured, until: int) -> None:
         dgram = self._decode(captured)
-        if dgram is None or self._owner(dgram) is None:
+        if dgram is None:
             return
+        conn = self._owner(dgram)
         early = until - captured.at > self._tolerance(until)
-        if early and not self.options.allow_unexpected and not self._next_outbound_is_any_time(event):
-            conn = self._owner(dgram)
+        if conn is not None and early and not self.options.allow_unexpected \
+                and not self._next_outbound_is_any_time(event):
             actual = match.actual_in_script_terms(dgram, conn.seqmap, use_ace=False)
             raise RunFailure(
                 event.loc,
@@ -278,7 +282,7 @@ class Engine:
             conn = self._owner_for_expected(dgram, expected)
             if conn is not None:
                 break
-            self.trace.append(f"ignored outbound frame of another connection at {_sec(captured.at)}")
+            self.trace(f"ignored outbound frame of another connection at {_sec(captured.at)}")
         if expected.flags.find("S") >= 0 and dgram.transport.flags & wire.SYN:
             conn.seqmap.local_isn_live = dgram.transport.seq
             conn.seqmap.local_isn_script = expected.seq_start
@@ -294,7 +298,7 @@ class Engine:
             tolerance = self._tolerance(scheduled)
             if captured.at < earliest - tolerance or captured.at > latest + tolerance:
                 self._timing_failure(event, "outbound packet", scheduled, captured.at, tolerance)
-        self.trace.append(f"{_sec(captured.at)} > {render_packet(actual)}")
+        self.trace(f"{_sec(captured.at)} {render_packet(actual)}")
         self._happened(scheduled if earliest is not None else captured.at, captured.at, inbound=False)
 
     def _window(self, event: s.Event, scheduled: int, anchor: int) -> tuple[int | None, int | None]:
@@ -321,8 +325,10 @@ class Engine:
             if nxt.seq != u32(tcp.seq + len(dgram.payload)) or not more.payload:
                 self.frames.appendleft(captured)
                 break
-            dgram = replace(dgram, payload=dgram.payload + more.payload,
-                            transport=replace(tcp, flags=tcp.flags | (nxt.flags & (wire.PSH | wire.FIN))))
+            # As in packetdrill, the last segment's header (with the first's seq)
+            # stands for the joined one: its flags, ack and window are the newest.
+            dgram = replace(more, payload=dgram.payload + more.payload,
+                            transport=replace(nxt, seq=tcp.seq))
         return dgram
 
     def _learn_from_kernel(self, conn: Connection, dgram: wire.Datagram, expected: s.TcpSegment) -> None:
@@ -385,7 +391,7 @@ class Engine:
         conn = self._connection_for_inbound(body)
         frame = self._build_inbound(event, packet, body, conn)
         done = yield Inject(frame, gso_size=self._gso_size(body))
-        self.trace.append(f"{_sec(done.at)} < {render_packet(packet)}")
+        self.trace(f"{_sec(done.at)} {render_packet(packet)}")
         self.inject_delays.append(done.at - scheduled)
         self._late_check(event, "inbound packet", scheduled, done.at)
         self._happened(scheduled, done.at, inbound=True)
@@ -450,10 +456,9 @@ class Engine:
                                 for left, right in option.blocks))
         if isinstance(option, s.Timestamp) and option.ecr:
             live = seqmap.ts_vals.get(option.ecr)
-            if live is None:
-                if not seqmap.ts_vals:
-                    raise RunFailure(event.loc, f"TS ecr {option.ecr} comes before any outbound TS val "
-                                                f"that it could echo")
+            if live is None and not seqmap.ts_vals:
+                live = option.ecr  # nothing to echo yet (a SYN): the kernel ignores it
+            elif live is None:
                 live = self._scaled_ecr(event, option.ecr, seqmap)
             return s.Timestamp(option.val, live)
         return option
@@ -479,7 +484,10 @@ class Engine:
             yield from self._finish_inflight(must_return=True)
         yield from self._sleep_until(event, scheduled)
         blocking = call.end_usecs is not None
+        if call.name == "socket":
+            self.current = None  # a new socket under test: the next inbound SYN opens a new connection
         done = yield StartCall(call, event.loc, blocking)
+        self.trace(f"{_sec(done.at)} {render_syscall(call)}")
         self._late_check(event, "system call start", scheduled, done.at)
         if blocking:
             base = 0 if isinstance(event.time, s.AbsoluteTime) else anchor
@@ -521,8 +529,12 @@ class Engine:
         scheduled, _ = self._scheduled(event, inbound=False)
         yield from self._sleep_until(event, scheduled)
         done = yield request
+        self.trace(f"{_sec(done.at)} {what} at line {event.loc.line}")
         self._late_check(event, f"{what} start", scheduled, done.at)
-        self._happened(scheduled, done.at, inbound=False)
+        # A command can take many milliseconds (a fork and exec at least); what
+        # follows it counts from when it finished, or every `+0` after it would be late.
+        self._happened(scheduled, done.returned_at if done.returned_at is not None else done.at,
+                       inbound=False)
 
     # ------------------------------------------------------------ the end
 

@@ -42,7 +42,10 @@ class PythonBlocks:
     def run(self, code: str, loc: Location, values: Mapping[str, object]) -> None:
         """Run one block with `values` (tcpi_* and any other live names) bound."""
         self.namespace.update(values)
-        source = textwrap.dedent(code).strip("\n")
+        source = textwrap.dedent(code).strip("\n").rstrip()
+        # packetdrill appends more code after each block, so a last line ending
+        # in a continuation backslash is harmless there; drop it here.
+        source = source.removesuffix("\\")
         # Line numbers in tracebacks point into the script.
         padded = "\n" * max(loc.line - 1, 0) + source
         try:

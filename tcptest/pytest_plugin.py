@@ -3,7 +3,7 @@ one test per IP version it allows (`tcp_basic_server.pkt[ipv6]`).
 
 pytest loads this module in every run of every project where tcptest is
 installed, so it stays passive: it only claims `*.pkt` files, and imports the
-parser and runner only once it has one. Scripts come only from the paths pytest
+parser and runner, and probes the host, only once it has one. Scripts come only from the paths pytest
 is given (or `testpaths`), like any test file.
 """
 
@@ -109,19 +109,24 @@ class ScriptFile(pytest.File):
 
     def collect(self):
         from .batch import ip_versions
+        from .doctor import skip_reason
 
         settings = self.config.stash[SETTINGS]
         for version in ip_versions(str(self.path), settings.command_line):
             if settings.ip_versions is None or version in settings.ip_versions:
-                yield ScriptItem.from_parent(self, name=f"{self.path.name}[{version}]",
-                                             ip_version=version)
+                item = ScriptItem.from_parent(self, name=f"{self.path.name}[{version}]",
+                                              ip_version=version)
+                reason = skip_reason(version)  # the host is probed once per process
+                if reason:
+                    item.add_marker(pytest.mark.skip(reason=reason))
+                yield item
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo):
         from .errors import TcptestError
 
         if isinstance(excinfo.value, TcptestError):
             return str(excinfo.value)  # a script error names file:line itself
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 class ScriptItem(pytest.Item):
@@ -130,13 +135,6 @@ class ScriptItem(pytest.Item):
     def __init__(self, *, ip_version: str, **kwargs):
         super().__init__(**kwargs)
         self.ip_version = ip_version
-
-    def setup(self) -> None:
-        from .doctor import skip_reason
-
-        reason = skip_reason(self.ip_version)
-        if reason:
-            pytest.skip(reason)
 
     def runtest(self) -> None:
         from .runner import RunRequest, run
@@ -165,9 +163,10 @@ class ScriptItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
-        # Not the bare name: pytest shows a domain that ends the node id with
-        # its dots turned into "::" (tcp_x::pkt[ipv4]).
-        return self.path, None, f"tcptest {self.name}"
+        # The script, from its top (line numbers here count from 0). Not the
+        # bare name as the domain: pytest shows a domain that ends the node id
+        # with its dots turned into "::" (tcp_x::pkt[ipv4]).
+        return self.path, 0, f"tcptest {self.name}"
 
 
 def _pcap_dir(config: pytest.Config) -> str:

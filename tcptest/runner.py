@@ -141,8 +141,8 @@ def _run_events(script, options, commands, tun, pcap, trace) -> e.Outcome:
         if script.init:
             init_ran = True
             commands.run(script.init.command.text, script.init.loc, "init")
-        driver = Driver(tun, calls, commands, PythonBlocks(), pcap, trace)
-        outcome = driver.run(e.Engine(script, options).run())
+        driver = Driver(tun, calls, commands, PythonBlocks(), pcap)
+        outcome = driver.run(e.Engine(script, options, trace).run())
     except TcptestError:
         if init_ran and script.cleanup:
             try:

@@ -3,6 +3,7 @@ does (with the host-changing calls replaced), and a real probe of this host."""
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import replace
 
@@ -14,7 +15,7 @@ from tcptest.doctor import HostFacts, NamespaceFacts
 READY = HostFacts(
     euid=0,
     capabilities=frozenset(range(41)),
-    tun_error=None,
+    tun_errno=None,
     namespace=NamespaceFacts(congestion_controls=("reno", "bbr", "cubic"),
                              qdisc_errors=(("pfifo", None), ("fq", None))),
     available_congestion_controls=("reno", "bbr", "cubic"),
@@ -56,10 +57,16 @@ def test_cap_net_admin_alone_is_not_enough_for_a_namespace():
 
 
 def test_missing_tun_is_a_problem_that_fix_can_try():
-    check = by_name(replace(READY, tun_error="/dev/net/tun: No such file or directory"))["tun"]
+    check = by_name(replace(READY, tun_errno=errno.ENOENT))["tun"]
     assert check.status == "fail"
     assert check.found == "/dev/net/tun: No such file or directory"
     assert check.fix == "load_tun" and "modprobe tun" in check.remedy
+
+
+def test_tun_closed_to_this_user_asks_for_root_not_a_module():
+    check = by_name(replace(READY, tun_errno=errno.EACCES))["tun"]
+    assert (check.status, check.found) == ("fail", "/dev/net/tun: Permission denied")
+    assert check.fix is None and check.remedy == "run as root"
 
 
 def test_no_namespace_leaves_out_what_only_a_namespace_can_tell():
@@ -153,7 +160,7 @@ def test_fix_reports_what_it_could_not_do(monkeypatch):
     def refuse(module):
         raise doctor.FixFailed(f"cannot load {module}: modprobe not found")
     monkeypatch.setattr(doctor, "_modprobe", refuse)
-    facts = replace(READY, tun_error="/dev/net/tun: No such file or directory")
+    facts = replace(READY, tun_errno=errno.ENOENT)
     [(check, what, done)] = doctor.apply_fixes(facts, doctor.diagnose(facts))
     assert (check.name, done) == ("tun", False)
     assert what == "cannot load tun: modprobe not found"

@@ -6,6 +6,7 @@ built and read with struct in this file, independently of tcptest.wire."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -149,23 +150,36 @@ def reply(to: Segment, seq: int, flags: int, options: bytes = b"", payload: byte
     )
 
 
+def ip_link_flags() -> list[str]:
+    link = subprocess.run(
+        ["ip", "-j", "link", "show", "dev", "tun0"], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(link)[0]["flags"]
+
+
 def next_tcp_segment(device: TunDevice) -> tuple[float, Segment]:
     frame = device.receive(timeout=5)
     assert frame is not None, "no frame captured within 5 s"
     return frame.timestamp, parse(frame.data)
 
 
+def start_connect(config: TunConfig) -> tuple[socket.socket, int]:
+    """A non-blocking kernel socket connecting to the scripted peer, and what
+    connect returned."""
+    if config.ip_version == "ipv4":
+        client, remote = socket.socket(socket.AF_INET), config.remote_ip
+    elif config.ip_version == "ipv6":
+        client, remote = socket.socket(socket.AF_INET6), config.remote_ip
+    else:
+        client, remote = socket.socket(socket.AF_INET6), f"::ffff:{config.remote_ip}"
+    client.setblocking(False)
+    return client, client.connect_ex((remote, PORT))
+
+
 def open_connection(device: TunDevice, config: TunConfig) -> tuple[socket.socket, Segment, Segment]:
     """Connect a kernel socket to the scripted peer: (socket, its SYN, its ACK)."""
-    if config.ip_version == "ipv4":
-        family, remote = socket.AF_INET, config.remote_ip
-    elif config.ip_version == "ipv6":
-        family, remote = socket.AF_INET6, config.remote_ip
-    else:
-        family, remote = socket.AF_INET6, f"::ffff:{config.remote_ip}"
-    client = socket.socket(family, socket.SOCK_STREAM)
-    client.setblocking(False)
-    assert client.connect_ex((remote, PORT)) == 115  # EINPROGRESS
+    client, result = start_connect(config)
+    assert result == errno.EINPROGRESS
     _, syn = next_tcp_segment(device)
     device.send(reply(syn, PEER_ISN, SYN | ACK, options=struct.pack("!BBH", 2, 4, 1460)))
     _, ack = next_tcp_segment(device)
@@ -178,11 +192,8 @@ def test_handshake_through_tun0(version):
 
     def body():
         with TunDevice(config) as device:
-            client = socket.socket(socket.AF_INET if version == "ipv4" else socket.AF_INET6)
-            client.setblocking(False)
-            remote = f"::ffff:{config.remote_ip}" if version == "ipv4-mapped-ipv6" else config.remote_ip
             before_connect = time.time()
-            connect_result = client.connect_ex((remote, PORT))
+            client, connect_result = start_connect(config)
             syn_time, syn = next_tcp_segment(device)
             after_capture = time.time()
             sent_at = device.send(reply(syn, PEER_ISN, SYN | ACK, options=struct.pack("!BBH", 2, 4, 1460)))
@@ -208,7 +219,7 @@ def test_handshake_through_tun0(version):
     seen = run_isolated(body, timeout=30)
 
     syn, ack = seen["syn"], seen["ack"]
-    assert seen["connect_result"] == 115  # EINPROGRESS
+    assert seen["connect_result"] == errno.EINPROGRESS
     assert syn.version == (6 if version == "ipv6" else 4)
     assert ipaddress.ip_address(syn.src) == ipaddress.ip_address(config.local_ip)
     assert ipaddress.ip_address(syn.dst) == ipaddress.ip_address(config.remote_ip)
@@ -228,10 +239,9 @@ def test_mtu_option_sets_the_device_mtu():
 
     def body():
         with TunDevice(config) as device:
-            client = socket.socket()
-            client.setblocking(False)
-            client.connect_ex((config.remote_ip, PORT))
-            return next_tcp_segment(device)[1]
+            client, _ = start_connect(config)
+            with client:
+                return next_tcp_segment(device)[1]
 
     syn = run_isolated(body, timeout=30)
 
@@ -264,9 +274,8 @@ def test_gso_injection_arrives_as_segments_of_gso_size(version):
 
     def body():
         with TunDevice(config) as device:
-            client, syn, ack = open_connection(device, config)
+            client, syn, _ = open_connection(device, config)
             device.send(reply(syn, PEER_ISN + 1, PSH | ACK, payload=bytes(3000)), gso_size=1000)
-            select.select([client], [], [], 5)
             received = b""
             while len(received) < 3000 and select.select([client], [], [], 5)[0]:
                 received += client.recv(65536)
@@ -348,11 +357,10 @@ def test_flush_discards_pending_frames():
 
     def body():
         with TunDevice(config) as device:
-            client = socket.socket()
-            client.setblocking(False)
-            client.connect_ex((config.remote_ip, PORT))
-            select.select([device], [], [], 5)
-            return device.flush(), device.receive(timeout=0)
+            client, _ = start_connect(config)
+            with client:
+                select.select([device], [], [], 5)
+                return device.flush(), device.receive(timeout=0)
 
     flushed, after = run_isolated(body, timeout=30)
 
@@ -360,17 +368,21 @@ def test_flush_discards_pending_frames():
     assert after is None
 
 
-def test_closing_removes_tun0():
+def test_closing_lets_go_of_tun0():
+    """After close nothing reads tun0 any more (no carrier); the device itself
+    is left to disappear with the namespace."""
+
     def body():
         device = TunDevice(KSELFTEST_CONFIGS["ipv4"])
-        before = [name for _, name in socket.if_nameindex()]
+        before = ip_link_flags()
         device.close()
-        return before, [name for _, name in socket.if_nameindex()]
+        return before, ip_link_flags()
 
     before, after = run_isolated(body, timeout=30)
 
-    assert "tun0" in before
-    assert after == ["lo"]
+    assert "LOWER_UP" in before and "NO-CARRIER" not in before
+    assert "NO-CARRIER" in after
+    assert "tun0" not in [name for _, name in socket.if_nameindex()]
 
 
 def test_a_second_tun0_in_one_namespace_is_a_setup_error():

@@ -151,15 +151,16 @@ def test_run_warnings_become_pytest_warnings(pytester, runs):
 
 def test_a_machine_that_cannot_run_skips_with_the_reason(scripts, monkeypatch):
     simulated = doctor.diagnose(doctor.HostFacts(
-        euid=1000, capabilities=frozenset(), tun_error=None,
+        euid=1000, capabilities=frozenset(), tun_errno=None,
         namespace=doctor.NamespaceFacts(error="cannot create a network namespace: needs root"),
         available_congestion_controls=(), allowed_congestion_controls=(), hz=250, hz_source="test",
         tools=()))
     monkeypatch.setattr(doctor, "_host_checks", lambda: tuple(simulated))
     result = scripts.runpytest("-rs")
     result.assert_outcomes(skipped=4)
-    result.stdout.fnmatch_lines(["SKIPPED [[]4[]] *tcptest cannot run here: uid 1000 without "
-                                 "CAP_NET_ADMIN and CAP_SYS_ADMIN; run as root*"])
+    result.stdout.fnmatch_lines(["SKIPPED [[]3[]] any.pkt: tcptest cannot run here: uid 1000 without "
+                                 "CAP_NET_ADMIN and CAP_SYS_ADMIN; run as root*",
+                                 "SKIPPED [[]1[]] v6.pkt: tcptest cannot run here: *"])
 
 
 def test_a_script_that_cannot_be_read_is_a_collection_error_naming_its_line(pytester):

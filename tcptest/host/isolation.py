@@ -100,11 +100,11 @@ def _child(func: Callable[[], object], read_fd: int, write_fd: int, parent_pid: 
         try:
             enter_new_network_namespace()
             message = _encode_value(func())
-        except BaseException as exc:  # noqa: BLE001 - every outcome goes to the parent
+        except BaseException as exc:  # every outcome goes to the parent
             message = _encode_exception(exc)
         _write_all(write_fd, _LENGTH.pack(len(message)) + message)
         _flush_standard_streams()
-    except BaseException:  # noqa: BLE001 - never return into the caller's stack
+    except BaseException:  # never return into the caller's stack
         exit_status = 1
     finally:
         os._exit(exit_status)
@@ -113,7 +113,7 @@ def _child(func: Callable[[], object], read_fd: int, write_fd: int, parent_pid: 
 def _encode_value(value: object) -> bytes:
     try:
         return pickle.dumps(("value", value))
-    except Exception as exc:  # noqa: BLE001 - any pickling failure
+    except Exception as exc:  # any pickling failure
         return pickle.dumps(
             ("foreign", f"the isolated run returned a value that cannot be sent back: {exc!r}")
         )
@@ -126,7 +126,7 @@ def _encode_exception(exc: BaseException) -> bytes:
     if isinstance(exc, TcptestError):
         try:
             return pickle.dumps(("error", type(exc), exc.args, vars(exc)))
-        except Exception:  # noqa: BLE001 - fall back to the traceback text
+        except Exception:  # fall back to the traceback text
             pass
     text = "".join(traceback.format_exception(exc))
     return pickle.dumps(("foreign", f"the isolated run raised an exception:\n{text}"))

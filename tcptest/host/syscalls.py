@@ -96,8 +96,6 @@ _FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machin
 
 _FD_RESULT = {"socket", "accept", "open", "epoll_create"}
 
-_STRUCT_SIZE_IOV = ctypes.sizeof(structs.Iovec)
-
 
 @dataclass(frozen=True, slots=True)
 class CallEnvironment:
@@ -186,12 +184,23 @@ def check_syscall(call: s.Syscall, loc: Location, ip_version: str = "ipv4") -> N
         raise ScriptError(loc, f"{call.name} is not supported: {UNSUPPORTED[call.name]}")
     if call.name not in _C:
         raise ScriptError(loc, f"Unknown system call: '{call.name}'")
+    arity_error = _arity_error(call)
+    if arity_error:
+        raise ScriptError(loc, f"{call.name}: {arity_error}")
     for expr in (*call.args, call.result):
         for name in _symbols_in(expr):
             if not symbols.is_known(name):
                 raise ScriptError(loc, f"unknown symbol: '{name}'")
     if call.errno is not None and call.errno not in symbols.ERRNO:
         raise ScriptError(loc, f"unknown errno symbol: '{call.errno}'")
+
+
+def _arity_error(call: s.Syscall) -> str | None:
+    low, high = _ARITY[call.name]
+    if low <= len(call.args) <= high:
+        return None
+    count = str(low) if low == high else f"{low} or {high}"
+    return f"expected {count} arguments but got {len(call.args)}"
 
 
 def _symbols_in(expr: s.Expr):
@@ -423,7 +432,7 @@ class SyscallHost:
         result, err = pending._result, pending._errno
         assert result is not None
         try:
-            self._check_result(call, pending.loc, result, err, op)
+            self._check_result(call, result, err)
         except _Failure as failure:
             self._keep_unnamed(call, op, result)
             if call.name == "close" and result == 0:  # gone, whatever the script said
@@ -435,8 +444,7 @@ class SyscallHost:
             if message is not None:
                 raise RunFailure(pending.loc, f"runtime error in {call.name} call: {message}")
 
-    def _check_result(self, call: s.Syscall, loc: Location, result: int, err: int,
-                      op: _Operation) -> None:
+    def _check_result(self, call: s.Syscall, result: int, err: int) -> None:
         expected = self._int(call.result, "the expected result")
         if call.name in _FD_RESULT and expected >= 0:
             if result < 0:
@@ -614,11 +622,9 @@ class SyscallHost:
             raise RunFailure(loc, f"{call.name} is not supported: {UNSUPPORTED[call.name]}")
         if call.name not in _C:
             raise RunFailure(loc, f"Unknown system call: '{call.name}'")
-        arity = _ARITY[call.name]
-        if not arity[0] <= len(call.args) <= arity[1]:
-            count = str(arity[0]) if arity[0] == arity[1] else f"{arity[0]} or {arity[1]}"
-            raise RunFailure(loc, f"runtime error in {call.name} call: expected {count} "
-                                  f"arguments but got {len(call.args)}")
+        arity_error = _arity_error(call)
+        if arity_error:
+            raise RunFailure(loc, f"runtime error in {call.name} call: {arity_error}")
         op = _Operation(_C[call.name], ())
         try:
             getattr(self, f"_prepare_{call.name}")(call.args, op)
@@ -692,11 +698,11 @@ class SyscallHost:
                    address, self._socklen_in(a[5], size))
 
     def _prepare_readv(self, a, op):
-        iov, count = self._iovec_array(a[1], op, inbound=True)
+        iov, _ = self._iovec_array(a[1], op, inbound=True)
         op.args = (self._fd(a[0]), iov, self._int(a[2], "an iovec count"))
 
     def _prepare_writev(self, a, op):
-        iov, count = self._iovec_array(a[1], op, inbound=False)
+        iov, _ = self._iovec_array(a[1], op, inbound=False)
         op.args = (self._fd(a[0]), iov, self._int(a[2], "an iovec count"))
 
     def _iovec_array(self, expr: s.Expr, op: _Operation, inbound: bool) -> tuple[int, int]:
@@ -832,34 +838,30 @@ class SyscallHost:
         return value
 
     def _prepare_getsockopt(self, a, op):
+        """The value is compared after the call: `[N]` an int, a string (up
+        to its NUL), a struct field by field; `...` and NULL are not."""
         value_expr, length_expr = a[3], a[4]
+        declared = self._declared_length(length_expr)
+        expected: int | bytes | ctypes.Structure | None = None
         if isinstance(value_expr, s.ListExpr) and len(value_expr.items) == 1:
-            expected: object = self._int(value_expr.items[0])
-            value = ctypes.create_string_buffer(max(4, self._declared_length(length_expr)))
+            expected, natural = self._int(value_expr.items[0]), 4
         elif isinstance(value_expr, s.String):
             expected = _encode_string(value_expr.value)
-            value = ctypes.create_string_buffer(max(len(expected) + 1, self._declared_length(length_expr)))
+            natural = len(expected) + 1
         elif isinstance(value_expr, s.Struct):
             expected = self._option_struct(value_expr)
-            value = ctypes.create_string_buffer(ctypes.sizeof(expected))
+            natural = ctypes.sizeof(expected)
         elif isinstance(value_expr, s.EllipsisExpr):
-            expected = None
-            value = ctypes.create_string_buffer(max(4, self._declared_length(length_expr)))
+            natural = 4
         elif self._is_pointer_literal(value_expr):
-            expected, value = None, None
+            natural = 0
         else:
             raise _Failure(f"expected an option value ([N], a string, a struct, ... or NULL) "
                            f"but got {render(value_expr)}")
+        value = ctypes.create_string_buffer(max(natural, declared)) if natural else None
         address = self._new(op, value) if value is not None else self._int(value_expr)
-        size = len(value) if value is not None else 0
-        if isinstance(value_expr, s.ListExpr):
-            size = 4
-        elif isinstance(value_expr, s.Struct):
-            size = ctypes.sizeof(expected)
-        length_address, length_cell = self._socklen_out(length_expr, size, op)
-        length_expected = (self._int(length_expr.items[0])
-                           if isinstance(length_expr, s.ListExpr) and len(length_expr.items) == 1
-                           else None)
+        length_address, length_cell = self._socklen_out(length_expr, natural, op)
+        length_expected = declared if isinstance(length_expr, s.ListExpr) else None
         op.args = (self._fd(a[0]), self._int(a[1]), self._int(a[2]), address, length_address)
 
         def compare(_result: int) -> str | None:

@@ -49,6 +49,7 @@ IP_VERSIONS = ("ipv4", "ipv6", "ipv4-mapped-ipv6")
 # linux/if_tun.h
 _TUNSETIFF = 0x400454CA
 _TUNSETOFFLOAD = 0x400454D0
+_TUNSETPERSIST = 0x400454CB
 _IFF_TUN = 0x0001
 _IFF_NO_PI = 0x1000
 _IFF_VNET_HDR = 0x4000
@@ -164,8 +165,7 @@ class TunDevice:
     """tun0 in the current network namespace, configured and capturing.
 
     Refuses to run outside a namespace made by `enter_new_network_namespace`.
-    Closing it (or leaving the `with` block) destroys tun0 with its addresses
-    and routes. Meant for one thread: the driver's loop."""
+    Meant for one thread: the driver's loop."""
 
     def __init__(self, config: TunConfig):
         if not in_own_network_namespace():
@@ -244,12 +244,21 @@ class TunDevice:
         return time.time()
 
     def close(self) -> None:
+        """Stop capturing and let go of tun0.
+
+        tun0 is made persistent first, so that closing does not destroy it
+        here: destroying a device waits for RCU grace periods, some 30 ms per
+        run. It goes, with its addresses and routes, when the namespace does,
+        in the kernel's batched background cleanup."""
         if self._capture is not None:
             self._capture.close()
             self._capture = None
         if self._tun_fd >= 0:
-            os.close(self._tun_fd)
-            self._tun_fd = -1
+            tun_fd, self._tun_fd = self._tun_fd, -1
+            try:
+                fcntl.ioctl(tun_fd, _TUNSETPERSIST, 1)
+            finally:
+                os.close(tun_fd)
 
     def _next_frame(self) -> CapturedFrame | None:
         assert self._capture is not None, "TunDevice is closed"

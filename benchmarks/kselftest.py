@@ -1,0 +1,113 @@
+"""Run the kernel's packetdrill selftests as the kernel's runner does, and
+compare every verdict with upstream packetdrill's (verdicts.tsv).
+
+    python benchmarks/kselftest.py [-j 2] [--only PATTERN] [--json OUT]
+
+Prints one line per run that disagrees with packetdrill, the counts, the wall
+time, and inbound injection lateness (median, p99) over all runs. Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tcptest.runner import RunRequest, run
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "kselftest"
+
+# The arguments of the kernel's runner (corpus README).
+KERNEL_ARGS = {
+    "ipv4": ["--ip_version=ipv4", "--local_ip=192.168.0.1", "--gateway_ip=192.168.0.1",
+             "--netmask_ip=255.255.0.0", "--remote_ip=192.0.2.1",
+             "-D", "TFO_COOKIE=3021b9d889017eeb", "-D", "TFO_COOKIE_ZERO=b7c12350a90dc8f5",
+             "-D", "CMSG_LEVEL_IP=SOL_IP", "-D", "CMSG_TYPE_RECVERR=IP_RECVERR"],
+    "ipv6": ["--ip_version=ipv6", "--mtu=1520", "--local_ip=fd3d:0a0b:17d6::1",
+             "--gateway_ip=fd3d:0a0b:17d6:8888::1", "--remote_ip=fd3d:fa7b:d17d::1",
+             "-D", "TFO_COOKIE=c1d1e9742a47a9bc", "-D", "TFO_COOKIE_ZERO=82af1a8f9a205c34",
+             "-D", "CMSG_LEVEL_IP=SOL_IPV6", "-D", "CMSG_TYPE_RECVERR=IPV6_RECVERR"],
+}
+
+
+def command_line(args: list[str]) -> tuple[tuple[str, str | None], ...]:
+    out: list[tuple[str, str | None]] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "-D":
+            out.append(("define", next(it)))
+        else:
+            name, _, value = arg[2:].partition("=")
+            out.append((name, value))
+    return tuple(out)
+
+
+def upstream_verdicts() -> dict[tuple[str, str], tuple[str, str]]:
+    table = {}
+    for line in (CORPUS / "verdicts.tsv").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        script, version, verdict, *note = line.split("\t")
+        table[(script, version)] = (verdict, note[0] if note else "")
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-j", type=int, default=2)
+    parser.add_argument("--only", default="*", help="glob on script names")
+    parser.add_argument("--json", help="write every verdict here")
+    args = parser.parse_args()
+
+    upstream = upstream_verdicts()
+    runs = sorted(key for key in upstream if fnmatch.fnmatch(key[0], args.only))
+    started = time.monotonic()
+
+    def one(key):
+        script, version = key
+        return key, run(RunRequest(str(CORPUS / script), command_line(KERNEL_ARGS[version])))
+
+    with ThreadPoolExecutor(args.j) as pool:
+        results = list(pool.map(one, runs))
+    wall = time.monotonic() - started
+
+    counts = {"agree": 0, "we_fail_they_pass": 0, "we_pass_they_fail": 0, "flaky": 0}
+    delays: list[int] = []
+    passed = 0
+    for (script, version), verdict in results:
+        delays.extend(verdict.inject_delays_usecs)
+        passed += verdict.passed
+        theirs, note = upstream[(script, version)]
+        if theirs == "flaky":
+            counts["flaky"] += 1
+            continue
+        if (theirs == "pass") == verdict.passed:
+            counts["agree"] += 1
+            continue
+        kind = "we_fail_they_pass" if theirs == "pass" else "we_pass_they_fail"
+        counts[kind] += 1
+        first = (verdict.error or "").splitlines()[0] if verdict.error else ""
+        print(f"{kind}\t{script}\t{version}\tours: {first}\ttheirs: {note}")
+    print(f"tcptest passed {passed} of {len(results)} runs; packetdrill passed "
+          f"{sum(upstream[k][0] == 'pass' for k in runs)}")
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+    print(f"wall time: {wall:.1f} s with -j {args.j}")
+    if delays:
+        ordered = sorted(delays)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        print(f"inbound injection lateness over {len(delays)} segments: median "
+              f"{statistics.median(ordered):.0f} us, p99 {p99} us, max {ordered[-1]} us")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            [{"script": s, "ip_version": v, "passed": r.passed, "error": r.error,
+              "upstream": upstream[(s, v)][0]} for (s, v), r in results], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
