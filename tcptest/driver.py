@@ -7,6 +7,8 @@ CLOCK_REALTIME, the clock of the kernel's capture timestamps.
 
 from __future__ import annotations
 
+import ctypes
+import select
 import time
 from dataclasses import dataclass
 from typing import Generator
@@ -14,6 +16,7 @@ from typing import Generator
 from . import engine as e
 from .pcap import PcapWriter
 from .pycode import PythonBlocks
+from .host import diag
 from .host.commands import CommandRunner
 from .host.syscalls import SyscallHost
 from .host.tun import TunDevice
@@ -32,6 +35,7 @@ class Driver:
     pcap: PcapWriter | None = None
 
     def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
+        _tighten_timer_slack()
         self.start = time.time()
         self.calls.set_script_start(self.start)
         self.pending_call = None
@@ -71,27 +75,28 @@ class Driver:
             return e.Done(at, self.now())
         if isinstance(request, e.RunCode):
             at = self.now()
-            self.code.run(request.text, request.loc, self.calls.tcp_info())
+            values = self.calls.tcp_info() if self.calls.socket_under_test is not None else {}
+            values.update(diag.code_values(request.connection))
+            self.code.run(request.text, request.loc, values)
             return e.Done(at, self.now())
         raise TypeError(f"unknown request {request!r}")
 
     def _wait(self, until: int | None) -> e.Response:
         while True:
-            remaining = None if until is None else (until - self.now()) / 1e6
-            if remaining is not None and remaining * 1e6 < SPIN_USECS:
-                frame = self.tun.receive(0)
-                if frame is None:
-                    if remaining <= 0:
-                        return e.Elapsed(self.now())
-                    continue
-            else:
-                wait = None if remaining is None else remaining - SPIN_USECS / 1e6
-                frame = self.tun.receive(wait)
-                if frame is None:
-                    continue
-            if self.pcap:
-                self.pcap.write(frame.data, frame.timestamp)
-            return e.Captured(self._usecs(frame.timestamp), frame.data)
+            frame = self.tun.receive(0)
+            if frame is not None:
+                if self.pcap:
+                    self.pcap.write(frame.data, frame.timestamp)
+                return e.Captured(self._usecs(frame.timestamp), frame.data)
+            if until is None:
+                select.select([self.tun], [], [])
+                continue
+            remaining = until - self.now()
+            if remaining <= 0:
+                return e.Elapsed(self.now())
+            if remaining > SPIN_USECS:
+                # select() sleeps with microsecond precision (poll() rounds up to ms).
+                select.select([self.tun], [], [], (remaining - SPIN_USECS) / 1e6)
 
     def _start_call(self, request: e.StartCall) -> e.Response:
         at = self.now()
@@ -112,3 +117,10 @@ class Driver:
         returned_at = self.calls.finish(pending, timeout)  # RunFailure if it does not return
         self.pending_call = None
         return e.Done(now, self._usecs(returned_at))
+
+
+def _tighten_timer_slack() -> None:
+    """Let timed sleeps end when asked, not up to 50 us later (the default
+    slack), so that injections are on time."""
+    pr_set_timerslack = 29
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_timerslack, 1, 0, 0, 0)

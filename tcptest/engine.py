@@ -60,8 +60,12 @@ class RunCommand:
 
 @dataclass(frozen=True, slots=True)
 class RunCode:
+    """Run a `%{ }%` block; `connection` is the (local, remote) port pair of the
+    connection the script's segments last went to, for its state checks."""
+
     text: str
     loc: object
+    connection: tuple[int, int] | None = None
 
 
 Request = WaitFor | Inject | StartCall | AwaitCall | RunCommand | RunCode
@@ -126,6 +130,16 @@ class Outcome:
     inject_delays_usecs: tuple[int, ...]  # how late each inbound segment left
 
 
+def _undefined_hint(body) -> str:
+    """Names a script leaves for -D to define (TFO_COOKIE) reach the wire as
+    they are; say so rather than leave the user puzzling over hex."""
+    for option in getattr(body, "options", None) or ():
+        cookie = getattr(option, "cookie", "")
+        if cookie and not all(c in "0123456789abcdefABCDEF" for c in cookie):
+            return f" ('{cookie}' is not hex: define it, e.g. -D {cookie}=0123456789abcdef)"
+    return ""
+
+
 def _sec(usecs: int) -> str:
     return f"{usecs / 1e6:.6f}"
 
@@ -171,7 +185,8 @@ class Engine:
             elif isinstance(action, s.Command):
                 yield from self._timed_run(event, index, RunCommand(action.text, event.loc), "command")
             else:
-                yield from self._timed_run(event, index, RunCode(action.text, event.loc), "Python code")
+                ports = (self.current.local_port, self.current.remote_port) if self.current else None
+                yield from self._timed_run(event, index, RunCode(action.text, event.loc, ports), "Python code")
         if self.inflight is not None:
             yield from self._finish_inflight(must_return=True)
         yield from self._reset_open_connections()
@@ -384,17 +399,52 @@ class Engine:
         packet = event.action
         assert isinstance(packet, s.Packet)
         body = packet.body
-        if not isinstance(body, s.TcpSegment):
-            raise RunFailure(event.loc, "inbound UDP and ICMP packets are not supported yet")
         scheduled, _ = self._scheduled(event, inbound=True)
+        # Built before the wait, so that it leaves the moment it is due.
+        gso_size = 0
+        try:
+            if isinstance(body, s.TcpSegment):
+                conn = self._connection_for_inbound(body)
+                frame = self._build_inbound(event, packet, body, conn)
+                gso_size = self._gso_size(body)
+            elif isinstance(body, s.IcmpMessage):
+                frame = self._build_icmp(event, packet, body)
+            else:
+                frame = self._build_udp(packet, body)
+        except wire.EncodeError as err:
+            raise RunFailure(event.loc, f"cannot build this packet: {err}{_undefined_hint(body)}") from None
         yield from self._sleep_until(event, scheduled)
-        conn = self._connection_for_inbound(body)
-        frame = self._build_inbound(event, packet, body, conn)
-        done = yield Inject(frame, gso_size=self._gso_size(body))
+        done = yield Inject(frame, gso_size)
         self.trace(f"{_sec(done.at)} {render_packet(packet)}")
         self.inject_delays.append(done.at - scheduled)
         self._late_check(event, "inbound packet", scheduled, done.at)
         self._happened(scheduled, done.at, inbound=True)
+
+    def _build_icmp(self, event: s.Event, packet: s.Packet, body: s.IcmpMessage) -> bytes:
+        """An ICMP error from the peer about a segment the kernel sent: the
+        quoted TCP header carries the kernel's live ports and seq."""
+        try:
+            icmp_type, code = wire.icmp_type_code(self.ip_version, body.type_name, body.code_name)
+        except ValueError as err:
+            raise RunFailure(event.loc, str(err)) from None
+        quoted = b""
+        if body.quoted is not None:
+            start, _, length = body.quoted
+            conn = self.current
+            seqmap = conn.seqmap if conn else SeqMap()
+            tcp = wire.TcpHeader(
+                src_port=conn.local_port if conn else self.options.bind_port,
+                dst_port=conn.remote_port if conn else EPHEMERAL_PORT_BASE,
+                seq=seqmap.local_to_live(start, False), ack=0, flags=wire.ACK, window=0)
+            original = wire.IpHeader(version=self.ip_version, src=self.local_ip, dst=self.remote_ip)
+            quoted = wire.icmp_quote(wire.encode_tcp(original, tcp, length))
+        icmp = wire.IcmpHeader(type=icmp_type, code=code, mtu=body.mtu, quoted=quoted)
+        return wire.encode_icmp(self._inbound_ip(packet.ip), icmp)
+
+    def _build_udp(self, packet: s.Packet, body: s.UdpDatagram) -> bytes:
+        udp = wire.UdpHeader(src_port=body.src_port or EPHEMERAL_PORT_BASE,
+                             dst_port=body.dst_port or self.options.bind_port)
+        return wire.encode_udp(self._inbound_ip(packet.ip), udp, body.length)
 
     def _gso_size(self, body: s.TcpSegment) -> int:
         mss = self.options.mss

@@ -372,6 +372,19 @@ def test_sendmsg_and_writev_with_iovecs():
     host.close_all()
 
 
+@in_netns
+def test_counts_beyond_the_written_list_stay_inside_our_memory():
+    host = SyscallHost(ENV4)
+    connected(host)
+    pollfd = struct_(fd=4, events="POLLOUT", revents="POLLOUT")
+    run(host, call("poll", s.ListExpr((pollfd,)), 64, 0, result=1))
+    run(host, call("write", 4, ..., 30, result=30))
+    run(host, call("readv", 5, s.ListExpr((iov(10), iov(10))), 200, result=20))
+    assert failure(host, call("read", 5, ..., -1, result=0)).endswith(
+        "a buffer of ... needs a length of 0 or more, not -1")
+    host.close_all()
+
+
 def _errqueue_msghdr(flags: str, *cmsgs: s.Struct) -> s.Struct:
     return s.Struct((
         s.Field("msg_name", E, E),

@@ -25,6 +25,7 @@ import ctypes
 import mmap
 import os
 import platform
+import resource
 import signal
 import threading
 import time
@@ -262,7 +263,7 @@ class _ZeroSource:
         self._size = 0
 
     def address(self, length: int) -> int:
-        if length > self._size:
+        if length > self._size or not self._address:
             size = max(length, 64 << 20)
             size = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
             address = _mmap(None, size, mmap.PROT_READ, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
@@ -523,6 +524,8 @@ class SyscallHost:
     def _outbound(self, expr: s.Expr, length: int, op: _Operation) -> int:
         """Address of `length` bytes to send: zeros for `...`."""
         if isinstance(expr, s.EllipsisExpr):
+            if length < 0:
+                raise _Failure(f"a buffer of ... needs a length of 0 or more, not {length}")
             return self._zeros.address(length)
         if isinstance(expr, s.String):
             data = _encode_string(expr.value)
@@ -536,6 +539,8 @@ class SyscallHost:
     def _inbound(self, expr: s.Expr, length: int, op: _Operation) -> int:
         """Address of a writable buffer of `length` bytes."""
         if isinstance(expr, s.EllipsisExpr):
+            if length < 0:
+                raise _Failure(f"a buffer of ... needs a length of 0 or more, not {length}")
             buf = ctypes.create_string_buffer(max(length, 1))
             op.keep.append(buf)
             return ctypes.addressof(buf)
@@ -698,19 +703,26 @@ class SyscallHost:
                    address, self._socklen_in(a[5], size))
 
     def _prepare_readv(self, a, op):
-        iov, _ = self._iovec_array(a[1], op, inbound=True)
-        op.args = (self._fd(a[0]), iov, self._int(a[2], "an iovec count"))
+        count = self._int(a[2], "an iovec count")
+        iov, _ = self._iovec_array(a[1], op, inbound=True, room=count)
+        op.args = (self._fd(a[0]), iov, count)
 
     def _prepare_writev(self, a, op):
-        iov, _ = self._iovec_array(a[1], op, inbound=False)
-        op.args = (self._fd(a[0]), iov, self._int(a[2], "an iovec count"))
+        count = self._int(a[2], "an iovec count")
+        iov, _ = self._iovec_array(a[1], op, inbound=False, room=count)
+        op.args = (self._fd(a[0]), iov, count)
 
-    def _iovec_array(self, expr: s.Expr, op: _Operation, inbound: bool) -> tuple[int, int]:
+    def _iovec_array(self, expr: s.Expr, op: _Operation, inbound: bool,
+                     room: int = 0) -> tuple[int, int]:
+        """(address, entries) of an iovec array; `room` more (empty) entries
+        when the script's count exceeds its list, so the kernel never walks
+        past the array."""
         if self._is_pointer_literal(expr):
             return self._int(expr), 0
         if not isinstance(expr, s.ListExpr):
             raise _Failure(f"expected a list of iovecs but got {render(expr)}")
-        array = (structs.Iovec * max(len(expr.items), 1))()
+        # The kernel rejects more than UIO_MAXIOV (1024) before reading any.
+        array = (structs.Iovec * max(len(expr.items), min(room, 1024), 1))()
         for index, item in enumerate(expr.items):
             base, length = self._struct_items(item, ("iov_base", "iov_len"), "iovec")
             size = self._int(length, "an iov_len")
@@ -751,8 +763,10 @@ class SyscallHost:
         request = self._int(a[1])
         if isinstance(a[2], s.ListExpr) and len(a[2].items) == 1:
             expected = self._int(a[2].items[0])
-            cell = _INT(expected)
-            argument = self._new(op, cell)
+            # Room beyond the int for requests that write a larger struct.
+            room = ctypes.create_string_buffer(_int_bytes(expected).raw, 64)
+            cell = _INT.from_buffer(room)
+            argument = self._new(op, room)
 
             def compare(_result: int) -> str | None:
                 if cell.value != expected:
@@ -769,7 +783,7 @@ class SyscallHost:
     def _prepare_setsockopt(self, a, op):
         address, size = self._option_value_in(a[3], op)
         length = size if isinstance(a[4], s.EllipsisExpr) else self._int(a[4], "an option length")
-        if address and isinstance(a[3], (s.ListExpr, s.String, s.EllipsisExpr)) and length > size:
+        if address and not self._is_pointer_literal(a[3]) and length > size:
             # The kernel may read `length` bytes: give it that many.
             grown = ctypes.create_string_buffer(length)
             ctypes.memmove(grown, address, size)
@@ -907,7 +921,13 @@ class SyscallHost:
         if not isinstance(a[0], s.ListExpr):
             raise _Failure(f"expected a list of pollfd structs but got {render(a[0])}")
         entries = a[0].items
-        array = (structs.PollFd * max(len(entries), 1))()
+        count = self._int(a[1], "a count")
+        # poll() reads and writes back `count` entries (EINVAL above
+        # RLIMIT_NOFILE): make them all ours.
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        array = (structs.PollFd * max(len(entries), min(count, limit), 1))()
+        for extra in range(len(entries), len(array)):
+            array[extra].fd = -1  # poll skips it: room for a count beyond the list
         expected_revents: list[int | None] = []
         for index, entry in enumerate(entries):
             if not isinstance(entry, s.Struct):
@@ -919,7 +939,7 @@ class SyscallHost:
             array[index].events = self._int(events_field.value)
             revents = entry.get("revents")
             expected_revents.append(self._int(revents.value) if revents else None)
-        op.args = (self._new(op, array), self._int(a[1], "a count"), self._int(a[2], "a timeout"))
+        op.args = (self._new(op, array), count, self._int(a[2], "a timeout"))
 
         def compare(_result: int) -> str | None:
             for index, want in enumerate(expected_revents):
@@ -969,7 +989,9 @@ class SyscallHost:
         else:
             raise _Failure(f"expected epoll_event structs but got {render(events_expr)}")
         maximum = self._int(a[2], "a count")
-        array = (structs.EpollEvent * max(maximum, len(entries), 1))()
+        # The kernel writes one entry per ready fd, at most the fds this
+        # process holds; the script's maximum may be larger than that.
+        array = (structs.EpollEvent * max(min(maximum, 1024), len(entries), 1))()
         expected = []
         for index, entry in enumerate(entries):
             if not isinstance(entry, s.Struct):
@@ -1070,13 +1092,9 @@ class SyscallHost:
                     header.msg_controllen = len(data)
                 else:
                     header.msg_control = self._int(f.value)
-            elif f.name == "msg_controllen":
-                header.msg_controllen = self._int(f.value)
             elif f.name == "msg_flags":
                 expected_flags = self._int(f.value)
                 header.msg_flags = expected_flags
-            elif f.name == "msg_namelen":
-                header.msg_namelen = self._int(f.value)
             else:
                 raise _Failure(f"unknown msghdr field {f.name}")
         if inbound:
