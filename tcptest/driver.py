@@ -75,7 +75,10 @@ class Driver:
             return e.Done(at, self.now())
         if isinstance(request, e.RunCode):
             at = self.now()
-            values = self.calls.tcp_info() if self.calls.socket_under_test is not None else {}
+            values = {}
+            if self.calls.socket_under_test is not None:
+                values.update(self.calls.tcp_info())
+                values.update(self.calls.meminfo())
             values.update(diag.code_values(request.connection))
             self.code.run(request.text, request.loc, values)
             return e.Done(at, self.now())

@@ -19,7 +19,8 @@ from .errors import RunFailure, ScriptError, SetupError, TcptestError
 from .options import RunOptions, resolve
 from .parser import parse_file
 from .pycode import PythonBlocks
-from .script import Script
+from .host.syscalls import check_syscall
+from .script import Script, Syscall
 
 # A run that goes on longer than this is stopped: the longest corpus script
 # takes about 10 s; a hang must not hold a CI job forever.
@@ -71,6 +72,9 @@ def load(request: RunRequest) -> tuple[Script, RunOptions]:
                    for name, value in request.command_line if name in ("define", "D") and value)
     script = parse_file(request.path, defines)
     options = resolve(script.options, request.command_line)
+    for event in script.events:  # unknown calls and symbols fail before the clock starts
+        if isinstance(event.action, Syscall):
+            check_syscall(event.action, event.loc, options.ip_version)
     return script, options
 
 
@@ -136,7 +140,7 @@ def _run_events(script, options, commands, tun, pcap, trace) -> e.Outcome:
     calls = SyscallHost(CallEnvironment(
         ip_version=options.ip_version, local_ip=options.live_local_ip,
         remote_ip=options.live_remote_ip, bind_port=options.bind_port,
-        connect_port=options.connect_port))
+        connect_port=options.connect_port, tolerance_usecs=options.tolerance_usecs))
     try:
         if script.init:
             init_ran = True

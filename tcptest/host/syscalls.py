@@ -16,7 +16,12 @@ kernel numbers. Each call is made in three steps:
 Script fds are names: `socket(...) = 3` binds 3 to whatever the kernel
 returned. An fd argument the script never bound (or has closed) is passed as
 an fd number no process can have, so the kernel answers EBADF as it would in
-a fresh process.
+a fresh process — and a script can never touch one of tcptest's own fds.
+An epoll_event's `fd=N` is stored as written (the kernel hands the data back
+untouched), so epoll_wait compares it with the script's number.
+
+The socket under test (TCP_INFO for `%{ }%`) is the one the script last
+created with socket(), got from accept(), or called connect() on.
 """
 
 from __future__ import annotations
@@ -292,7 +297,9 @@ class SyscallHost:
     """Runs a script's system calls on the live kernel and checks them.
 
     Single-threaded API (the engine's thread); only a blocking call's libc
-    call runs on a worker thread."""
+    call runs on a worker thread, started from the engine's thread so that it
+    shares its network namespace. Every failure is a RunFailure at the
+    call's location, worded as packetdrill words it."""
 
     def __init__(self, env: CallEnvironment):
         self.env = env
