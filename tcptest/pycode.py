@@ -8,27 +8,44 @@ All blocks of a script share one namespace, as in packetdrill.
 
 from __future__ import annotations
 
+import ast
+import enum
 import textwrap
 import traceback
 from typing import Mapping
 
+from . import symbols
 from .errors import RunFailure
 from .source import Location
 
+class _NamedInt(enum.IntEnum):
+    """An int that prints as its constant's name, so that
+    `assert conn_state == TCP_TIME_WAIT, conn_state` fails with
+    `AssertionError: TCP_CLOSE` rather than `7`; it still compares, hashes
+    and computes as the plain number old scripts expect."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return self.name if not spec else format(int(self), spec)
+
+
 # The kernel's TCP states (include/net/tcp_states.h) and congestion-avoidance
-# states, and TCPI_OPT_* bits (include/uapi/linux/tcp.h), as packetdrill exports them.
-TCP_STATES = {
-    "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4,
-    "TCP_FIN_WAIT2": 5, "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8,
-    "TCP_LAST_ACK": 9, "TCP_LISTEN": 10, "TCP_CLOSING": 11, "TCP_NEW_SYN_RECV": 12,
+# states (include/uapi/linux/tcp.h); their names live in symbols.py.
+TcpState = _NamedInt("TcpState", {name: value for name, value in symbols.TCP_INFO_CONSTANTS.items()
+                                  if name.startswith("TCP_") and not name.startswith("TCP_CA_")})
+CaState = _NamedInt("CaState", {name: value for name, value in symbols.TCP_INFO_CONSTANTS.items()
+                                if name.startswith("TCP_CA_")})
+
+TCP_STATES: dict[str, TcpState] = dict(TcpState.__members__)
+CONSTANTS: dict[str, int] = {
+    **symbols.TCP_INFO_CONSTANTS, **TCP_STATES, **CaState.__members__,
 }
-CONSTANTS = {
-    **TCP_STATES,
-    "TCP_CA_Open": 0, "TCP_CA_Disorder": 1, "TCP_CA_CWR": 2, "TCP_CA_Recovery": 3, "TCP_CA_Loss": 4,
-    "TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4, "TCPI_OPT_ECN": 8,
-    "TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32, "TCPI_OPT_USEC_TS": 64,
-    "TCPI_OPT_TFO_CHILD": 128,
-}
+# TCP_INFO fields that hold one of the above, bound as the named type.
+_NAMED_FIELDS = {"tcpi_state": TcpState, "tcpi_ca_state": CaState}
 
 
 class PythonBlocks:

@@ -121,7 +121,8 @@ def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace)
         commands.run(text, None, "--init_scripts")
     config = TunConfig(ip_version=options.ip_version, local_ip=options.live_local_ip,
                        remote_ip=options.live_remote_ip, gateway_ip=options.live_gateway_ip,
-                       prefix_len=options.local_prefix_len, mtu=options.mtu)
+                       prefix_len=options.local_prefix_len, mtu=options.mtu,
+                       remote_prefix_len=options.remote_prefix_len)
     pcap = PcapWriter(pcap_path) if pcap_path else None
     try:
         with TunDevice(config) as tun:

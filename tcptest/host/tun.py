@@ -405,6 +405,11 @@ def _vnet_header(packet: bytes, gso_size: int) -> bytes:
         return _PLAIN_VNET_HEADER
     if packet[ip_header_len + 13] & _TCP_FLAG_CWR:
         gso_type |= _VNET_GSO_ECN
+    # hdr_len is what tun copies into the skb's linear part (up to a page); the
+    # rest goes to page fragments. That shapes the skb's truesize and so the
+    # receive window the kernel advertises: the whole length reproduces the
+    # windows the kernel's selftests expect (tcp_ooo_rcv_mss, tcp_rcv_big_endseq),
+    # the headers' length alone does not.
     return _VNET_HEADER.pack(
-        _VNET_F_NEEDS_CSUM, gso_type, headers_len, gso_size, ip_header_len, _TCP_CHECKSUM_OFFSET
+        _VNET_F_NEEDS_CSUM, gso_type, len(packet), gso_size, ip_header_len, _TCP_CHECKSUM_OFFSET
     )
