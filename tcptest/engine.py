@@ -251,15 +251,20 @@ class Engine:
         if dgram is None:
             return
         conn = self._owner(dgram)
+        if conn is not None and conn is not self.current:
+            self.trace(f"ignored outbound frame of an earlier connection at {_sec(captured.at)}")
+            return
         early = until - captured.at > self._tolerance(until)
-        if conn is not None and early and not self.options.allow_unexpected \
+        if conn is not None and early and self.options.unexpected != "ignore" \
                 and not self._next_outbound_is_any_time(event):
             actual = match.actual_in_script_terms(dgram, conn.seqmap, use_ace=False)
-            raise RunFailure(
-                event.loc,
-                f"unexpected outbound packet at {_sec(captured.at)} sec, while waiting to run this "
-                f"line at {_sec(until)} sec",
-                f"actual packet: {render_packet(actual)}")
+            message = (f"unexpected outbound packet at {_sec(captured.at)} sec, while waiting to run "
+                       f"this line at {_sec(until)} sec")
+            detail = f"actual packet: {render_packet(actual)}"
+            if self.options.unexpected == "fail":
+                raise RunFailure(event.loc, message, detail)
+            self.warnings.append(f"{event.loc}: {message}\n{detail}")
+        # Kept, as packetdrill would: the next outbound line is compared with it.
         self.frames.append(captured)
 
     def _next_outbound_is_any_time(self, event: s.Event) -> bool:
@@ -379,19 +384,19 @@ class Engine:
         return None
 
     def _owner_for_expected(self, dgram: wire.Datagram, expected: s.TcpSegment) -> Connection | None:
-        """The connection a captured frame belongs to; a SYN without ACK from
-        the kernel opens a new (active) connection."""
+        """The connection a captured frame is matched for: the current one, or
+        a new active one when the kernel sends a SYN of its own. Frames of
+        older connections are ignored, as in packetdrill."""
         tcp = dgram.transport
         conn = self._owner(dgram)
-        if tcp.flags & wire.SYN and not tcp.flags & wire.ACK and (conn is None or conn.active):
-            if conn is None or conn.seqmap.knows_local_isn and conn.seqmap.local_isn_live != tcp.seq:
+        if tcp.flags & wire.SYN and not tcp.flags & wire.ACK:
+            retransmitted = conn is not None and conn.active and conn.seqmap.local_isn_live == tcp.seq
+            if not retransmitted:
                 conn = Connection(local_port=tcp.src_port, remote_port=tcp.dst_port, active=True)
                 self.connections.append(conn)
             self.current = conn
             return conn
-        if conn is None and self.current is None and self.connections == []:
-            return None
-        return conn
+        return conn if conn is self.current else None
 
     # ----------------------------------------------------- inbound segments
 

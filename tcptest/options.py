@@ -4,13 +4,14 @@ command line combine (the command line wins, as in packetdrill)."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from .errors import ScriptError, SetupError
 from .source import Location
 
 IP_VERSIONS = ("ipv4", "ipv6", "ipv4-mapped-ipv6")
+UNEXPECTED_CHOICES = ("fail", "warn", "ignore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,11 @@ class RunOptions:
     send_omit_free: bool = False
     verbose: bool = False
     dry_run: bool = False
-    # tcptest's own: treat an outbound segment that no script line expects as an
-    # error (packetdrill ignores them). On by default; --allow_unexpected turns it off.
-    allow_unexpected: bool = False
+    # tcptest's own: what to do with an outbound segment that arrives while the
+    # script waits for something else and that no line can expect in time.
+    # packetdrill ignores it; tcptest warns by default, so that packetdrill's
+    # scripts run unchanged, and fails with --unexpected=fail.
+    unexpected: str = "warn"
 
     # ---- derived addresses (packetdrill's defaults when not given)
 
@@ -106,7 +109,7 @@ _CONVERTERS = {
     "send_omit_free": ("send_omit_free", _parse_bool),
     "verbose": ("verbose", _parse_bool),
     "dry_run": ("dry_run", _parse_bool),
-    "allow_unexpected": ("allow_unexpected", _parse_bool),
+    "unexpected": ("unexpected", str),
 }
 _BOOLEAN = {name for name, (_, conv) in _CONVERTERS.items() if conv is _parse_bool}
 OPTION_NAMES = tuple(sorted(set(_CONVERTERS) | {"non_fatal", "init_scripts", "define"}))
@@ -143,6 +146,8 @@ def apply_option(options: RunOptions, name: str, value: str | None) -> RunOption
         converted = convert(value) if name not in _BOOLEAN else _parse_bool(value)
     except ValueError:
         raise OptionError(f"bad value for --{name}: {value!r}") from None
+    if name == "unexpected" and converted not in UNEXPECTED_CHOICES:
+        raise OptionError(f"--unexpected must be one of {', '.join(UNEXPECTED_CHOICES)}, got {value!r}")
     if name == "ip_version" and converted not in IP_VERSIONS:
         raise OptionError(f"--ip_version must be one of {', '.join(IP_VERSIONS)}, got {value!r}")
     return replace(options, **{attr: converted})
@@ -171,7 +176,3 @@ def split_option(arg: str) -> tuple[str, str | None]:
     body = arg.lstrip("-")
     name, sep, value = body.partition("=")
     return name.replace("-", "_"), (value if sep else None)
-
-
-def option_field_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(RunOptions))

@@ -4,6 +4,7 @@ without root."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass, field, replace
 
@@ -151,13 +152,18 @@ def test_no_segment_times_out():
 def test_an_unexpected_segment_during_a_wait_is_reported():
     text = PASSIVE_OPEN + "+0 accept(3, ..., ...) = 4\n+1 < P. 1:1001(1000) ack 1 win 257\n"
     stray = _kernel(wire.ACK | wire.PSH, KERNEL_ISN + 1, 1, payload=100)
+    message = r"unexpected outbound packet at 0\.400050 sec, while waiting to run this line at 1\.100050 sec"
     kernel = FakeKernel({0: [(50, syn_ack(1))], 1: [(300_000, stray)]})
-    with pytest.raises(RunFailure, match=r"unexpected outbound packet at 0\.400050 sec, while waiting to run this line at 1\.100050 sec") as failure:
-        run(text, kernel)
+    with pytest.raises(RunFailure, match=message) as failure:
+        run(text, kernel, unexpected="fail")
     assert failure.value.loc.line == 8
     assert "P. 1:101(100) ack 1" in failure.value.detail
     kernel = FakeKernel({0: [(50, syn_ack(1))], 1: [(300_000, stray)]})
-    run(text, kernel, allow_unexpected=True)
+    outcome = run(text, kernel)  # the default: a warning, as packetdrill's scripts run unchanged
+    assert len(outcome.warnings) == 1 and re.search(message, outcome.warnings[0])
+    assert outcome.warnings[0].startswith("t.pkt:8: ")
+    kernel = FakeKernel({0: [(50, syn_ack(1))], 1: [(300_000, stray)]})
+    assert run(text, kernel, unexpected="ignore").warnings == ()
 
 
 def test_short_segments_are_joined_unless_strict():

@@ -8,15 +8,17 @@ socket diagnostics (sock_diag, what `ss` reads) list them all. The run is a
 process inside its own network namespace, so a dump sees the script's sockets
 and nothing else.
 
-One request per address family, on a netlink socket opened for the block and
-closed after it: the cost is paid only when a block runs (about 0.1 ms). The
-messages are the kernel's `inet_diag_req_v2` and `inet_diag_msg`
-(linux/inet_diag.h), packed with `struct`: pyroute2's DiagSocket reads the
-same dump but costs milliseconds per call, which a timed script would feel.
+One dump request, on a netlink socket opened for the block and closed after
+it: the cost (a walk of the kernel's socket tables, about 0.2 ms here) is
+paid only when a block runs. The messages are the kernel's (linux/inet_diag.h)
+packed with `struct`; pyroute2's DiagSocket reads the same dump, one address
+family at a time, but costs milliseconds per call, which a timed script would
+feel.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import ipaddress
 import os
@@ -27,24 +29,29 @@ from dataclasses import dataclass
 from ..pycode import TcpState
 
 NETLINK_SOCK_DIAG = 4
-SOCK_DIAG_BY_FAMILY = 20
+TCPDIAG_GETSOCK = 18  # the original inet_diag request: both address families at once
+SOCK_DIAG_BY_FAMILY = 20  # inet_diag_req_v2: one address family per request
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 
-# Every state bit: TCP_SYN_RECV also brings the NEW_SYN_RECV request sockets
-# (reported as SYN_RECV), TCP_BOUND_INACTIVE the bound sockets that neither
-# listen nor connect (Linux 6.6+; older kernels ignore the bit).
-ALL_STATES = 0xFFFFFFFF
+# TCP_ESTABLISHED .. TCP_CLOSING and TCP_NEW_SYN_RECV (1 << 1 .. 1 << 12):
+# the kernel's half-open request sockets come with TCP_SYN_RECV's bit and are
+# reported as SYN_RECV, timewait minisocks as TIME_WAIT or FIN_WAIT2.
+ALL_STATES = 0x1FFE
 
 _NLMSGHDR = struct.Struct("=IHHII")
-# inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid.
-_REQUEST = struct.Struct("=BBBxI48x")
-# inet_diag_msg: family, state, timer, retrans, sockid (sport, dport, src,
-# dst, if, cookie), expires, rqueue, wqueue, uid, inode.
+# inet_diag_req: family, src_len, dst_len, ext, inet_diag_sockid, states, dbs.
+_REQUEST_COMPAT = struct.Struct("=BBBB48xII")
+# inet_diag_req_v2: family, protocol, ext, pad, states, inet_diag_sockid.
+_REQUEST_V2 = struct.Struct("=BBBxI48x")
+# inet_diag_msg: family, state, timer, retrans, inet_diag_sockid (sport,
+# dport, src, dst, if, cookie), expires, rqueue, wqueue, uid, inode.
 _MESSAGE = struct.Struct("=BBBB4x16s16s4x8xIIIII")
 _PORTS = struct.Struct(">HH")
+# What a kernel that has dropped the original request answers to it.
+_REQUEST_REFUSED = {errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP}
 
 # idiag_timer: which timer runs (net/ipv4/inet_diag.c, tcp_diag.c).
 TIMERS = {0: "none", 1: "retransmit", 2: "keepalive", 3: "time_wait", 4: "probe"}
@@ -120,38 +127,55 @@ def _decode(payload: bytes) -> SocketEntry:
         expires_ms=expires, retransmits=retrans)
 
 
-def _dump(sock: socket.socket, family: int, sequence: int) -> list[SocketEntry]:
-    request = _REQUEST.pack(family, socket.IPPROTO_TCP, 0, ALL_STATES)
-    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(request), SOCK_DIAG_BY_FAMILY,
-                            NLM_F_REQUEST | NLM_F_DUMP, sequence, 0)
+def _dump(sock: socket.socket, kind: int, request: bytes, sequence: int) -> list[SocketEntry]:
+    """Send one dump request and collect its answer up to NLMSG_DONE."""
+    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(request), kind, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0)
     sock.send(header + request)
     entries: list[SocketEntry] = []
     while True:
         data = sock.recv(1 << 16)
         offset = 0
         while offset + _NLMSGHDR.size <= len(data):
-            length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+            length, message_type, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
             body = data[offset + _NLMSGHDR.size: offset + length]
             offset += (length + 3) & ~3
             if seq != sequence:
                 continue
-            if kind == NLMSG_DONE:
+            if message_type == NLMSG_DONE:
                 return entries
-            if kind == NLMSG_ERROR:
-                errno = -struct.unpack_from("=i", body)[0]
-                if errno == 0:
+            if message_type == NLMSG_ERROR:
+                code = -struct.unpack_from("=i", body)[0]
+                if code == 0:  # an acknowledgement, not an error
                     continue
-                raise OSError(errno, f"sock_diag dump: {os.strerror(errno)}")
-            if kind == SOCK_DIAG_BY_FAMILY:
-                entries.append(_decode(body))
+                raise OSError(code, f"sock_diag: {os.strerror(code)}")
+            entries.append(_decode(body))
+
+
+def dump_both_families(sock: socket.socket) -> list[SocketEntry]:
+    """One round trip: the original TCPDIAG_GETSOCK request, which the kernel
+    (net/ipv4/inet_diag.c, inet_diag_dump_compat) serves for AF_UNSPEC,
+    i.e. IPv4 and IPv6 sockets in one walk of its tables."""
+    return _dump(sock, TCPDIAG_GETSOCK, _REQUEST_COMPAT.pack(0, 0, 0, 0, ALL_STATES, 0), 1)
+
+
+def dump_family(sock: socket.socket, family: int) -> list[SocketEntry]:
+    """The current request (inet_diag_req_v2), one address family."""
+    return _dump(sock, SOCK_DIAG_BY_FAMILY, _REQUEST_V2.pack(family, socket.IPPROTO_TCP, 0, ALL_STATES),
+                 2 + family)
 
 
 def tcp_sockets() -> tuple[SocketEntry, ...]:
-    """Every TCP socket of this network namespace, IPv4 then IPv6 (an
-    ipv4-mapped-ipv6 run's sockets are IPv6 ones)."""
+    """Every TCP socket of this network namespace that is listening or part of
+    a connection (an ipv4-mapped-ipv6 run's sockets are IPv6 ones)."""
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                        NETLINK_SOCK_DIAG) as sock:
-        return tuple(_dump(sock, socket.AF_INET, 1) + _dump(sock, socket.AF_INET6, 2))
+        try:
+            return tuple(dump_both_families(sock))
+        except OSError as exc:
+            if exc.errno not in _REQUEST_REFUSED:
+                raise
+        # A kernel without the original request: one dump per family.
+        return tuple(dump_family(sock, socket.AF_INET) + dump_family(sock, socket.AF_INET6))
 
 
 def connection_entry(sockets: tuple[SocketEntry, ...],
