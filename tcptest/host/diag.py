@@ -25,6 +25,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..pycode import TcpState
 
@@ -64,7 +65,7 @@ class SocketEntry:
     a connection, the bytes not yet read and not yet acknowledged."""
 
     state: TcpState
-    family: int
+    family: socket.AddressFamily
     local_address: str
     local_port: int
     remote_address: str
@@ -82,12 +83,12 @@ class SocketEntry:
         return f"{self.state} {local} {remote} rqueue {self.rqueue} wqueue {self.wqueue}{timer}"
 
 
-@dataclass(frozen=True, slots=True)
-class ListenQueue:
+class ListenQueue(NamedTuple):
     """A listener's queues: connections waiting for accept() (`accepted`),
     the limit the kernel compares it with (`limit`, the listen() backlog;
     Linux counts the queue full only once `accepted` exceeds it), and the
-    handshakes under way (`syn_recv`, its request sockets)."""
+    handshakes under way (`syn_recv`, its request sockets). A tuple, so that
+    `listen_queue() == (1, 1, 0)` reads as a script would write it."""
 
     accepted: int
     limit: int
@@ -120,7 +121,7 @@ def _decode(payload: bytes) -> SocketEntry:
      _uid, _inode) = _MESSAGE.unpack_from(payload)
     sport, dport = _PORTS.unpack_from(payload, 4)
     return SocketEntry(
-        state=_state(state), family=msg_family,
+        state=_state(state), family=socket.AddressFamily(msg_family),
         local_address=_address(msg_family, src), local_port=sport,
         remote_address=_address(msg_family, dst), remote_port=dport,
         rqueue=rqueue, wqueue=wqueue, timer=TIMERS.get(timer, str(timer)),
