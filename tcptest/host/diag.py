@@ -106,7 +106,9 @@ def _endpoint(address: str, port: int) -> str:
 def _address(family: int, raw: bytes) -> str:
     if family == socket.AF_INET:
         return str(ipaddress.IPv4Address(raw[:4]))
-    return str(ipaddress.IPv6Address(raw))
+    address = ipaddress.IPv6Address(raw)
+    mapped = address.ipv4_mapped
+    return f"::ffff:{mapped}" if mapped is not None else str(address)
 
 
 def _state(number: int) -> TcpState | int:
