@@ -7,8 +7,6 @@ CLOCK_REALTIME, the clock of the kernel's capture timestamps.
 
 from __future__ import annotations
 
-import ctypes
-import os
 import select
 import time
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from .pcap import PcapWriter
 from .pycode import PythonBlocks
 from .host import diag
 from .host.commands import CommandRunner
+from .host.scheduling import take_real_time_priority, tighten_timer_slack
 from .host.syscalls import SyscallHost
 from .host.tun import TunDevice
 
@@ -36,8 +35,8 @@ class Driver:
     pcap: PcapWriter | None = None
 
     def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
-        _tighten_timer_slack()
-        _take_real_time_priority()
+        tighten_timer_slack()
+        take_real_time_priority()
         self.start = _just_after_a_kernel_tick()
         self.calls.set_script_start(self.start)
         self.pending_call = None
@@ -124,13 +123,6 @@ class Driver:
         return e.Done(now, self._usecs(returned_at))
 
 
-def _tighten_timer_slack() -> None:
-    """Let timed sleeps end when asked, not up to 50 us later (the default
-    slack), so that injections are on time."""
-    pr_set_timerslack = 29
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_timerslack, 1, 0, 0, 0)
-
-
 CLOCK_MONOTONIC_COARSE = 6  # advances once per kernel tick (jiffy)
 
 
@@ -144,14 +136,3 @@ def _just_after_a_kernel_tick() -> float:
         pass
     return time.time()
 
-
-def _take_real_time_priority() -> None:
-    """The lowest real-time priority for the thread that keeps the script's
-    time, so that other work on a busy machine (parallel runs, a test suite)
-    does not make it late by a scheduler time slice (~4 ms). Commands and
-    threads it starts get the normal policy back (SCHED_RESET_ON_FORK). The
-    kernel's real-time throttling keeps it from starving the machine."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(1))
-    except OSError:
-        pass  # not permitted (no CAP_SYS_NICE): run at normal priority

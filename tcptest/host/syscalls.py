@@ -41,7 +41,9 @@ from .. import script as s
 from .. import symbols
 from ..errors import RunFailure, ScriptError
 from ..source import Location
-from . import structs, tcpinfo
+from . import structs
+from . import tcpinfo
+from .scheduling import take_real_time_priority
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -159,6 +161,7 @@ class PendingCall:
     def _run_in_worker(self) -> None:
         # Signals go to the engine's thread, never interrupt the call.
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        take_real_time_priority()  # what the call sends must leave on time too
         self._run()
 
 
