@@ -17,7 +17,7 @@ from . import script as s
 from .errors import RunFailure
 from .options import RunOptions
 from .render import render_packet, render_syscall
-from .seq import SeqMap, u32
+from .seq import SeqMap, seq_diff, u32
 
 # ------------------------------------------------------------------ requests
 
@@ -128,6 +128,10 @@ class _InFlight:
 class Outcome:
     warnings: tuple[str, ...]
     inject_delays_usecs: tuple[int, ...]  # how late each inbound segment left
+
+
+def _timestamp(options) -> s.Timestamp | None:
+    return next((option for option in options if isinstance(option, s.Timestamp)), None)
 
 
 def _undefined_hint(body) -> str:
@@ -306,10 +310,12 @@ class Engine:
         if expected.flags.find("S") >= 0 and dgram.transport.flags & wire.SYN:
             conn.seqmap.local_isn_live = dgram.transport.seq
             conn.seqmap.local_isn_script = expected.seq_start
+        self._learn_ts_base(conn, dgram, expected)
         if not self.options.strict_segments:
             dgram = yield from self._join_short_segments(dgram, conn, expected.length, deadline)
         actual = match.actual_in_script_terms(dgram, conn.seqmap, expected.ace is not None, packet.ip)
-        problems = match.compare(packet, actual, dgram.ip, self.options.tcp_ts_tick_usecs)
+        problems = match.compare(packet, actual, dgram.ip)
+        problems += self._ts_val_problems(expected, actual.body, scheduled)
         if problems:
             detail = f"script packet: {render_packet(packet)}\nactual packet: {render_packet(actual)}"
             self._fail(event, "error handling packet: " + problems[0], detail, kind="packet")
@@ -320,6 +326,27 @@ class Engine:
                 self._timing_failure(event, "outbound packet", scheduled, captured.at, tolerance)
         self.trace(f"{_sec(captured.at)} {render_packet(actual)}")
         self._happened(scheduled if earliest is not None else captured.at, captured.at, inbound=False)
+
+    def _learn_ts_base(self, conn: Connection, dgram: wire.Datagram, expected: s.TcpSegment) -> None:
+        if conn.seqmap.ts_base is not None:
+            return
+        script_ts = _timestamp(expected.options or ())
+        live_ts = _timestamp(dgram.transport.options)
+        if script_ts is not None and live_ts is not None:
+            conn.seqmap.ts_base = (script_ts.val, live_ts.val)
+
+    def _ts_val_problems(self, expected: s.TcpSegment, actual: s.TcpSegment, scheduled: int) -> list[str]:
+        """With --tcp_ts_tick_usecs, the kernel's TS val must have moved from
+        its first one as the script's did, within the time tolerance and a tick."""
+        tick = self.options.tcp_ts_tick_usecs
+        script_ts = _timestamp(expected.options or ())
+        live_ts = _timestamp(actual.options or ())
+        if not tick or script_ts is None or live_ts is None:
+            return []
+        off_usecs = abs(seq_diff(live_ts.val, script_ts.val)) * tick
+        if off_usecs <= self._tolerance(scheduled) + tick:
+            return []
+        return [match.field_mismatch("tcp_ts_val", script_ts.val, live_ts.val)]
 
     def _window(self, event: s.Event, scheduled: int, anchor: int) -> tuple[int | None, int | None]:
         t = event.time

@@ -22,7 +22,7 @@ ECN_CODEPOINTS = {"noecn": (0,), "ect1": (1,), "ect0": (2,), "ce": (3,), "ect01"
 ECN_NAMES = {0: "noecn", 1: "ect1", 2: "ect0", 3: "ce"}
 
 
-def _field(name: str, expected: int, actual: int) -> str:
+def field_mismatch(name: str, expected: int, actual: int) -> str:
     return (f"live packet field {name}: expected: {expected} ({expected:#x}) "
             f"vs actual: {actual} ({actual:#x})")
 
@@ -57,14 +57,15 @@ def actual_in_script_terms(dgram: wire.Datagram, seqmap: SeqMap, use_ace: bool,
 
 
 def _option_in_script_terms(option, seqmap: SeqMap):
+    if isinstance(option, s.Timestamp):
+        return s.Timestamp(seqmap.ts_val_to_script(option.val), option.ecr)
     if isinstance(option, s.Sack):
         return s.Sack(tuple((seqmap.remote_to_script(left, False), seqmap.remote_to_script(right, False))
                             for left, right in option.blocks))
     return option
 
 
-def compare(expected: s.Packet, actual: s.Packet, live_ip: wire.IpHeader,
-            ts_tick_usecs: int = 0) -> list[str]:
+def compare(expected: s.Packet, actual: s.Packet, live_ip: wire.IpHeader) -> list[str]:
     """Every difference, as packetdrill words it, in the order packetdrill checks."""
     exp, act = expected.body, actual.body
     assert isinstance(exp, s.TcpSegment) and isinstance(act, s.TcpSegment)
@@ -78,20 +79,20 @@ def compare(expected: s.Packet, actual: s.Packet, live_ip: wire.IpHeader,
         if exp.ace is not None and bit & wire.ACE_MASK:
             continue
         if (exp_bits ^ act_bits) & bit:
-            problems.append(_field(name, int(bool(exp_bits & bit)), int(bool(act_bits & bit))))
+            problems.append(field_mismatch(name, int(bool(exp_bits & bit)), int(bool(act_bits & bit))))
     act_ace = (act_bits & wire.ACE_MASK) >> wire.ACE_SHIFT
     if exp.ace is not None and exp.ace != act_ace:
-        problems.append(_field("tcp_ace", exp.ace, act_ace))
+        problems.append(field_mismatch("tcp_ace", exp.ace, act_ace))
     if exp.seq_start != act.seq_start:
-        problems.append(_field("tcp_seq", exp.seq_start, act.seq_start))
+        problems.append(field_mismatch("tcp_seq", exp.seq_start, act.seq_start))
     if exp.ack is not None and act.ack is not None and exp.ack != act.ack:
-        problems.append(_field("tcp_ack_seq", exp.ack, act.ack))
+        problems.append(field_mismatch("tcp_ack_seq", exp.ack, act.ack))
     if exp.window is not None and exp.window != act.window:
-        problems.append(_field("tcp_window", exp.window, act.window))
+        problems.append(field_mismatch("tcp_window", exp.window, act.window))
     if exp.urg is not None and exp.urg != (act.urg or 0):
-        problems.append(_field("tcp_urg_ptr", exp.urg, act.urg or 0))
+        problems.append(field_mismatch("tcp_urg_ptr", exp.urg, act.urg or 0))
     if exp.options is not None:
-        problems += _compare_options(exp.options, act.options or (), ts_tick_usecs)
+        problems += _compare_options(exp.options, act.options or ())
     return problems
 
 
@@ -99,17 +100,17 @@ def _compare_ip(exp: s.IpInfo, act: wire.IpHeader) -> list[str]:
     problems = []
     if exp.ecn is not None and (act.tos & 3) not in ECN_CODEPOINTS[exp.ecn]:
         wanted = ECN_CODEPOINTS[exp.ecn][0]
-        problems.append(_field("ip_ecn", wanted, act.tos & 3))
+        problems.append(field_mismatch("ip_ecn", wanted, act.tos & 3))
     if exp.tos is not None and exp.tos != act.tos:
-        problems.append(_field("ip_tos", exp.tos, act.tos))
+        problems.append(field_mismatch("ip_tos", exp.tos, act.tos))
     if exp.ttl is not None and exp.ttl != act.ttl:
-        problems.append(_field("ip_ttl", exp.ttl, act.ttl))
+        problems.append(field_mismatch("ip_ttl", exp.ttl, act.ttl))
     if exp.flowlabel is not None and exp.flowlabel != (act.flowlabel or 0):
-        problems.append(_field("ipv6_flow_label", exp.flowlabel, act.flowlabel or 0))
+        problems.append(field_mismatch("ipv6_flow_label", exp.flowlabel, act.flowlabel or 0))
     return problems
 
 
-def _compare_options(expected: tuple, actual: tuple, ts_tick_usecs: int) -> list[str]:
+def _compare_options(expected: tuple, actual: tuple) -> list[str]:
     kinds_exp = [type(o) for o in expected]
     kinds_act = [type(o) for o in actual]
     if kinds_exp != kinds_act:
@@ -118,16 +119,16 @@ def _compare_options(expected: tuple, actual: tuple, ts_tick_usecs: int) -> list
         return [f"live packet TCP options: expected: <{exp_text}> vs actual: <{act_text}>"]
     problems = []
     for exp, act in zip(expected, actual):
-        if not _option_matches(exp, act, ts_tick_usecs):
+        if not _option_matches(exp, act):
             problems.append(f"bad value in outbound TCP option (kind={wire.encode_options([act])[0]}): "
                             f"expected: {render_option(exp)} actual: {render_option(act)}")
     return problems
 
 
-def _option_matches(exp, act, ts_tick_usecs: int) -> bool:
+def _option_matches(exp, act) -> bool:
     if isinstance(exp, s.Timestamp):
-        # TS val is checked only against a known tick (--tcp_ts_tick_usecs, done
-        # by the engine); TS ecr of outbound segments is never checked.
+        # TS val is checked by the engine, and only with --tcp_ts_tick_usecs;
+        # TS ecr of outbound segments is never checked, as in packetdrill.
         return True
     if isinstance(exp, s.Md5):
         return True  # the signature depends on the key; its presence is what is checked

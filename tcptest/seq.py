@@ -36,6 +36,15 @@ class SeqMap:
     local_isn_script: int = 0
     # script TS val -> live TS val, from outbound lines, for inbound TS ecr
     ts_vals: dict[int, int] = field(default_factory=dict)
+    # (script, live) TS val of the kernel's first timestamp on this connection:
+    # the kernel's TS clock has a per-connection offset, counted from here.
+    ts_base: tuple[int, int] | None = None
+
+    def ts_val_to_script(self, live_value: int) -> int:
+        if self.ts_base is None:
+            return live_value
+        script_base, live_base = self.ts_base
+        return u32(script_base + seq_diff(live_value, live_base))
 
     @property
     def knows_local_isn(self) -> bool:

@@ -226,3 +226,32 @@ def test_non_fatal_packet_turns_a_mismatch_into_a_warning():
     kernel = FakeKernel({0: [(50, syn_ack(5))]})
     outcome = run(PASSIVE_OPEN, kernel, non_fatal=frozenset({"packet"}))
     assert any("tcp_ack_seq" in warning for warning in outcome.warnings)
+
+
+TS_TICKS = """\
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 < S 0:0(0) win 65535 <nop,nop,TS val 10 ecr 0>
++0 > S. 0:0(0) ack 1 <nop,nop,TS val 100 ecr 10>
++0 < . 1:1(0) ack 1 win 257 <nop,nop,TS val 11 ecr 100>
++1 write(3, ..., 10) = 10
++0 > P. 1:11(10) ack 1 <nop,nop,TS val 1100 ecr 11>
+"""
+
+
+def _ts_run(later_live_val: int, **options):
+    first = syn_ack(1, options=(s.Nop(), s.Nop(), s.Timestamp(5000, 10)))
+    data = _kernel(wire.ACK | wire.PSH, KERNEL_ISN + 1, 1, payload=10,
+                   options=(s.Nop(), s.Nop(), s.Timestamp(later_live_val, 11)))
+    return run(TS_TICKS, FakeKernel({0: [(10, first)], "write": [(10, data)]}), **options)
+
+
+def test_outbound_ts_val_moves_with_the_script_time_at_the_given_tick():
+    _ts_run(6000, tcp_ts_tick_usecs=1000)  # 1000 ticks of 1 ms after the first, as written
+    with pytest.raises(RunFailure, match=r"tcp_ts_val: expected: 1100 \(0x44c\) vs actual: 1300") as failure:
+        _ts_run(6200, tcp_ts_tick_usecs=1000)
+    assert failure.value.loc.line == 6
+    assert "TS val 1300 ecr 11" in failure.value.detail  # the actual val, in the script's terms
+
+
+def test_outbound_ts_val_is_not_checked_without_a_tick():
+    _ts_run(6200)
