@@ -23,7 +23,7 @@ class PcapWriter:
     stored with microsecond resolution."""
 
     def __init__(self, path: str | os.PathLike[str]):
-        from scapy.utils import RawPcapWriter
+        RawPcapWriter = load_scapy_writer()
 
         self.path = os.fspath(path)
         self._writer = RawPcapWriter(self.path, linktype=LINKTYPE_RAW, snaplen=SNAPLEN,
@@ -47,3 +47,11 @@ class PcapWriter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def load_scapy_writer():
+    """scapy's pcap writer, imported on first use. A parent that forks many
+    runs calls it once beforehand, so that no child pays for the import (~55 ms)."""
+    from scapy.utils import RawPcapWriter
+
+    return RawPcapWriter

@@ -8,18 +8,22 @@ is a picklable `Verdict`.
 from __future__ import annotations
 
 import os
-import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable
 
 from . import engine as e
-from .errors import RunFailure, ScriptError, SetupError, TcptestError
+from .driver import Driver
+from .errors import TcptestError
+from .host.commands import CommandRunner
+from .host.isolation import run_isolated
+from .host.syscalls import CallEnvironment, SyscallHost, check_syscall
+from .host.tun import TunConfig, TunDevice
 from .options import RunOptions, resolve
 from .parser import parse_file
+from .pcap import PcapWriter, load_scapy_writer
 from .pycode import PythonBlocks
-from .host.syscalls import check_syscall
 from .script import Script, Syscall
 
 # A run that goes on longer than this is stopped: the longest corpus script
@@ -53,7 +57,6 @@ class RunRequest:
     path: str
     command_line: tuple[tuple[str, str | None], ...] = ()
     pcap_dir: str | None = None
-    defines: tuple[tuple[str, str], ...] = field(default=())
 
 
 def script_ip_versions(script: Script) -> tuple[str, ...]:
@@ -67,8 +70,7 @@ def script_ip_versions(script: Script) -> tuple[str, ...]:
 
 def load(request: RunRequest) -> tuple[Script, RunOptions]:
     """Parse and resolve options, without running anything (also `--dry_run`)."""
-    defines = dict(request.defines)
-    defines.update((value.partition("=")[0], value.partition("=")[2])
+    defines = dict(value.partition("=")[::2]
                    for name, value in request.command_line if name in ("define", "D") and value)
     script = parse_file(request.path, defines)
     options = resolve(script.options, request.command_line)
@@ -78,7 +80,7 @@ def load(request: RunRequest) -> tuple[Script, RunOptions]:
     return script, options
 
 
-def run(request: RunRequest, trace=None) -> Verdict:
+def run(request: RunRequest, trace: Callable[[str], None] | None = None) -> Verdict:
     """Run one script; every failure becomes a failed Verdict, never an exception."""
     started = time.monotonic()
     ip_version = dict(request.command_line).get("ip_version") or "ipv4"
@@ -88,9 +90,13 @@ def run(request: RunRequest, trace=None) -> Verdict:
         if options.dry_run:
             return Verdict(request.path, ip_version, True, duration=time.monotonic() - started)
         pcap_path = _pcap_path(request, ip_version)
-        from .host.isolation import run_isolated
+        if pcap_path:
+            load_scapy_writer()
         outcome = run_isolated(lambda: _run_here(script, options, pcap_path, trace),
                                timeout=RUN_TIMEOUT_SECS)
+    except RuntimeError as err:  # a bug of ours in the child, with its traceback
+        return Verdict(request.path, ip_version, False, error=f"internal error: {err}",
+                       duration=time.monotonic() - started)
     except TcptestError as err:
         line = getattr(getattr(err, "loc", None), "line", None)
         pcap = _pcap_path(request, ip_version)
@@ -110,12 +116,6 @@ def _pcap_path(request: RunRequest, ip_version: str) -> str | None:
 
 def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace) -> e.Outcome:
     """Inside the namespace: device, init command, the events, cleanup."""
-    from .driver import Driver
-    from .host.commands import CommandRunner
-    from .host.syscalls import CallEnvironment, SyscallHost
-    from .host.tun import TunConfig, TunDevice
-    from .pcap import PcapWriter
-
     commands = CommandRunner(Path(script.path).parent)
     for text in options.init_scripts:
         commands.run(text, None, "--init_scripts")
@@ -133,10 +133,8 @@ def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace)
         commands.restore_file().unlink(missing_ok=True)
 
 
-def _run_events(script, options, commands, tun, pcap, trace) -> e.Outcome:
-    from .driver import Driver
-    from .host.syscalls import CallEnvironment, SyscallHost
-
+def _run_events(script: Script, options: RunOptions, commands: CommandRunner, tun: TunDevice,
+                pcap: PcapWriter | None, trace) -> e.Outcome:
     init_ran = False
     calls = SyscallHost(CallEnvironment(
         ip_version=options.ip_version, local_ip=options.live_local_ip,
