@@ -168,6 +168,12 @@ class Engine:
         self.trace = trace or (lambda line: None)
         self.inject_delays: list[int] = []
         self._next_remote_port = EPHEMERAL_PORT_BASE
+        # A script that names ports drives several connections at once: frames
+        # of one are kept while lines about another are matched.
+        self.names_ports = any(
+            isinstance(ev.action, s.Packet) and isinstance(ev.action.body, s.TcpSegment)
+            and (ev.action.body.src_port is not None or ev.action.body.dst_port is not None)
+            for ev in script.events)
         # anchors, in usecs since the start
         self.prev_live = 0
         self.prev_script = 0
@@ -256,7 +262,10 @@ class Engine:
             return
         conn = self._owner(dgram)
         if conn is not None and conn is not self.current:
-            self.trace(f"ignored outbound frame of an earlier connection at {_sec(captured.at)}")
+            if self.names_ports:
+                self.frames.append(captured)  # for a later line about that connection
+            else:
+                self.trace(f"ignored outbound frame of an earlier connection at {_sec(captured.at)}")
             return
         early = until - captured.at > self._tolerance(until)
         if conn is not None and early and self.options.unexpected != "ignore" \
@@ -296,6 +305,7 @@ class Engine:
         earliest, latest = self._window(event, scheduled, anchor)
         deadline = latest + LATE_GRACE_USECS if latest is not None else \
             self.prev_live + ANY_TIME_LIMIT_USECS
+        kept: list[Captured] = []  # frames of other connections the script still drives
         while True:
             captured = yield from self._next_frame(deadline)
             if captured is None:
@@ -306,14 +316,20 @@ class Engine:
             conn = self._owner_for_expected(dgram, expected)
             if conn is not None:
                 break
-            self.trace(f"ignored outbound frame of another connection at {_sec(captured.at)}")
+            if self.names_ports and self._owner(dgram) is not None:
+                kept.append(captured)
+            else:
+                self.trace(f"ignored outbound frame of another connection at {_sec(captured.at)}")
+        self.frames.extendleft(reversed(kept))
         if expected.flags.find("S") >= 0 and dgram.transport.flags & wire.SYN:
             conn.seqmap.local_isn_live = dgram.transport.seq
             conn.seqmap.local_isn_script = expected.seq_start
         self._learn_ts_base(conn, dgram, expected)
         if not self.options.strict_segments:
             dgram = yield from self._join_short_segments(dgram, conn, expected.length, deadline)
-        actual = match.actual_in_script_terms(dgram, conn.seqmap, expected.ace is not None, packet.ip)
+        names_ports = expected.src_port is not None or expected.dst_port is not None
+        actual = match.actual_in_script_terms(dgram, conn.seqmap, expected.ace is not None, packet.ip,
+                                              names_ports)
         problems = match.compare(packet, actual, dgram.ip)
         problems += self._ts_val_problems(expected, actual.body, scheduled)
         if problems:
@@ -415,7 +431,12 @@ class Engine:
         a new active one when the kernel sends a SYN of its own. Frames of
         older connections are ignored, as in packetdrill."""
         tcp = dgram.transport
+        if (expected.src_port not in (None, tcp.src_port)) or (expected.dst_port not in (None, tcp.dst_port)):
+            return None
         conn = self._owner(dgram)
+        if conn is not None and (expected.src_port is not None or expected.dst_port is not None):
+            self.current = conn
+            return conn
         if tcp.flags & wire.SYN and not tcp.flags & wire.ACK:
             retransmitted = conn is not None and conn.active and conn.seqmap.local_isn_live == tcp.seq
             if not retransmitted:
@@ -483,6 +504,8 @@ class Engine:
         return mss if mss and body.length > mss else 0
 
     def _connection_for_inbound(self, body: s.TcpSegment) -> Connection:
+        if body.src_port is not None or body.dst_port is not None:
+            return self._named_connection(body)
         syn = "S" in body.flags
         ack = "." in body.flags
         conn = self.current
@@ -496,6 +519,24 @@ class Engine:
             conn = self._new_passive_connection()
         elif syn and conn.seqmap.remote_isn is None:
             conn.seqmap.remote_isn = body.seq_start  # SYN-ACK answering the kernel's SYN
+        return conn
+
+    def _named_connection(self, body: s.TcpSegment) -> Connection:
+        """An inbound line that names its ports (`< 40001>8080 S ...`) goes to
+        that connection, opened by it if new: so one script can drive several
+        connections at once (packetdrill follows one)."""
+        local = body.dst_port if body.dst_port is not None else self.options.bind_port
+        remote = body.src_port if body.src_port is not None else self._next_remote_port
+        conn = next((c for c in reversed(self.connections)
+                     if (c.local_port, c.remote_port) == (local, remote)), None)
+        syn_only = "S" in body.flags and "." not in body.flags
+        if conn is None or (syn_only and conn.seqmap.remote_isn not in (None, body.seq_start)):
+            conn = Connection(local_port=local, remote_port=remote, active=False)
+            self.connections.append(conn)
+            self._next_remote_port = max(self._next_remote_port, remote + 1)
+        if "S" in body.flags and conn.seqmap.remote_isn is None:
+            conn.seqmap.remote_isn = body.seq_start
+        self.current = conn
         return conn
 
     def _new_passive_connection(self) -> Connection:

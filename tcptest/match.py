@@ -28,9 +28,9 @@ def field_mismatch(name: str, expected: int, actual: int) -> str:
 
 
 def actual_in_script_terms(dgram: wire.Datagram, seqmap: SeqMap, use_ace: bool,
-                           shown: s.IpInfo = s.IpInfo()) -> s.Packet:
+                           shown: s.IpInfo = s.IpInfo(), with_ports: bool = False) -> s.Packet:
     """The captured segment as a script line would write it, with the IP fields
-    that `shown` (the script line's) names."""
+    that `shown` (the script line's) names, and its ports if the line names them."""
     tcp = dgram.transport
     syn = bool(tcp.flags & wire.SYN)
     letters, ace = wire.flags_to_letters(tcp.flags, ace=use_ace)
@@ -47,6 +47,8 @@ def actual_in_script_terms(dgram: wire.Datagram, seqmap: SeqMap, use_ace: bool,
         urg=tcp.urg_ptr if tcp.flags & wire.URG else None,
         options=options,
         ace=ace,
+        src_port=tcp.src_port if with_ports else None,
+        dst_port=tcp.dst_port if with_ports else None,
     )
     live = dgram.ip
     ip = s.IpInfo(ecn=ECN_NAMES[live.tos & 3] if shown.ecn else None,
