@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import re
 import statistics
 import sys
 import time
@@ -57,6 +58,28 @@ def upstream_verdicts() -> dict[tuple[str, str], tuple[str, str]]:
     return table
 
 
+def first_line(error: str | None) -> str:
+    return error.splitlines()[0].replace(str(CORPUS) + "/", "") if error else ""
+
+
+def same_cause(ours: str, theirs: str) -> bool:
+    """Both name the same script line (or none) and the same kind of error:
+    the same packet field, a timing error, an init command, a call."""
+    line = re.compile(r"\.pkt:(\d+):")
+    ours, theirs = first_line(ours), theirs
+    if "init command" in theirs:  # packetdrill names no line for it; tcptest does
+        return "init command" in ours
+    ours_line, theirs_line = line.search(ours), line.search(theirs)
+    if (ours_line and ours_line.group(1)) != (theirs_line and theirs_line.group(1)):
+        return False
+    for marker in ("live packet field ", "timing error", "init command", "runtime error in ",
+                   "Timed out", "bad value in outbound TCP option", "error in Python code"):
+        if marker in theirs:
+            key = theirs.split(marker, 1)[1].split(":")[0] if marker.endswith(" ") else ""
+            return marker in ours and (not key or key in ours)
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-j", type=int, default=2)
@@ -76,7 +99,8 @@ def main() -> int:
         results = list(pool.map(one, runs))
     wall = time.monotonic() - started
 
-    counts = {"agree": 0, "we_fail_they_pass": 0, "we_pass_they_fail": 0, "flaky": 0}
+    counts = {"agree": 0, "both_fail_other_cause": 0, "we_fail_they_pass": 0,
+              "we_pass_they_fail": 0, "flaky": 0}
     delays: list[int] = []
     passed = 0
     for (script, version), verdict in results:
@@ -88,11 +112,14 @@ def main() -> int:
             continue
         if (theirs == "pass") == verdict.passed:
             counts["agree"] += 1
+            if not verdict.passed and not same_cause(verdict.error or "", note):
+                counts["both_fail_other_cause"] += 1
+                print(f"both_fail_other_cause\t{script}\t{version}\tours: {first_line(verdict.error)}"
+                      f"\ttheirs: {note}")
             continue
         kind = "we_fail_they_pass" if theirs == "pass" else "we_pass_they_fail"
         counts[kind] += 1
-        first = (verdict.error or "").splitlines()[0] if verdict.error else ""
-        print(f"{kind}\t{script}\t{version}\tours: {first}\ttheirs: {note}")
+        print(f"{kind}\t{script}\t{version}\tours: {first_line(verdict.error)}\ttheirs: {note}")
     print(f"tcptest passed {passed} of {len(results)} runs; packetdrill passed "
           f"{sum(upstream[k][0] == 'pass' for k in runs)}")
     print(" ".join(f"{k}={v}" for k, v in counts.items()))

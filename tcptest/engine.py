@@ -96,8 +96,9 @@ class Done:
 Response = Captured | Elapsed | Done
 
 # Waiting for a segment that does not come: after the window closes we go on
-# watching this long, so that a late segment is reported with its real time
-# rather than as a plain time-out.
+# watching this long, or as long as the gap to the previous event if that is
+# longer, so that a late segment is reported with its real time rather than as
+# a plain time-out (a retransmission a whole backoff late, say).
 LATE_GRACE_USECS = 250_000
 # `*` has no deadline in packetdrill; a run must end, so we stop here.
 ANY_TIME_LIMIT_USECS = 10_000_000
@@ -303,8 +304,10 @@ class Engine:
             raise RunFailure(event.loc, "outbound UDP and ICMP packets are not supported yet")
         scheduled, anchor = self._scheduled(event, inbound=False)
         earliest, latest = self._window(event, scheduled, anchor)
-        deadline = latest + LATE_GRACE_USECS if latest is not None else \
-            self.prev_live + ANY_TIME_LIMIT_USECS
+        if latest is None:
+            deadline = self.prev_live + ANY_TIME_LIMIT_USECS
+        else:
+            deadline = latest + max(LATE_GRACE_USECS, latest - self.prev_script)
         kept: list[Captured] = []  # frames of other connections the script still drives
         while True:
             captured = yield from self._next_frame(deadline)
@@ -333,7 +336,8 @@ class Engine:
         problems = match.compare(packet, actual, dgram.ip)
         problems += self._ts_val_problems(expected, actual.body, scheduled)
         if problems:
-            detail = f"script packet: {render_packet(packet)}\nactual packet: {render_packet(actual)}"
+            detail = "\n".join([*problems[1:], f"script packet: {render_packet(packet)}",
+                                f"actual packet: {render_packet(actual)}"])
             self._fail(event, "error handling packet: " + problems[0], detail, kind="packet")
         self._learn_from_kernel(conn, dgram, expected)
         if earliest is not None:

@@ -75,6 +75,8 @@ def compare(expected: s.Packet, actual: s.Packet, live_ip: wire.IpHeader) -> lis
     problems += _compare_ip(expected.ip, live_ip)
     if exp.length != act.length:
         problems.append(f"live packet payload: expected {exp.length} bytes vs actual {act.length} bytes")
+    elif exp.options is not None:
+        problems += _compare_lengths(exp, act, live_ip)
     exp_bits = wire.flags_from_letters(exp.flags, exp.ace)
     act_bits = wire.flags_from_letters(act.flags, act.ace)
     for name, bit in FLAG_FIELDS:
@@ -96,6 +98,20 @@ def compare(expected: s.Packet, actual: s.Packet, live_ip: wire.IpHeader) -> lis
     if exp.options is not None:
         problems += _compare_options(exp.options, act.options or ())
     return problems
+
+
+def _compare_lengths(exp: s.TcpSegment, act: s.TcpSegment, live_ip: wire.IpHeader) -> list[str]:
+    """Options of another length show first as a different IP length, the
+    field packetdrill names for them (the option lists follow)."""
+    options_len = len(wire.encode_options(exp.options or ()))
+    live_options_len = len(wire.encode_options(act.options or ()))
+    if options_len == live_options_len:
+        return []
+    tcp_len = 20 + exp.length
+    if live_ip.version == 4:
+        return [field_mismatch("ipv4_total_length", 20 + tcp_len + options_len,
+                               20 + tcp_len + live_options_len)]
+    return [field_mismatch("ipv6_payload_len", tcp_len + options_len, tcp_len + live_options_len)]
 
 
 def _compare_ip(exp: s.IpInfo, act: wire.IpHeader) -> list[str]:

@@ -35,6 +35,7 @@ MUTATIONS = [
     ("tcp_basic_server.pkt", 16, "wscale 8>", "wscale 7>",
      "bad value in outbound TCP option (kind=3): expected: wscale 7 actual: wscale 8"),
     ("tcp_basic_server.pkt", 16, "<mss 1460,nop,nop,sackOK,nop,wscale 8>", "<mss 1460,nop,nop,sackOK>",
+     "error handling packet: live packet field ipv4_total_length: expected: 48 (0x30) vs actual: 52 (0x34)\n"
      "live packet TCP options: expected: <mss 1460,nop,nop,sackOK> vs actual: "
      "<mss 1460,nop,nop,sackOK,nop,wscale 8>"),
     ("tcp_basic_client.pkt", 18, "1:1001(1000)", "1:1002(1001)",
