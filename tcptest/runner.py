@@ -7,6 +7,7 @@ is a picklable `Verdict`.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from dataclasses import dataclass
@@ -116,6 +117,11 @@ def _pcap_path(request: RunRequest, ip_version: str) -> str | None:
 
 def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace) -> e.Outcome:
     """Inside the namespace: device, init command, the events, cleanup."""
+    # A full collection over everything the parent had (pytest, many parsed
+    # scripts) can stall the run for tens of milliseconds, and a run is short:
+    # the child leaves what it inherited alone and collects nothing.
+    gc.freeze()
+    gc.disable()
     commands = CommandRunner(Path(script.path).parent)
     for text in options.init_scripts:
         commands.run(text, None, "--init_scripts")
