@@ -300,30 +300,52 @@ class Engine:
         packet = event.action
         assert isinstance(packet, s.Packet)
         expected = packet.body
-        if not isinstance(expected, s.TcpSegment):
-            raise RunFailure(event.loc, "outbound UDP and ICMP packets are not supported yet")
         scheduled, anchor = self._scheduled(event, inbound=False)
         earliest, latest = self._window(event, scheduled, anchor)
         if latest is None:
             deadline = self.prev_live + ANY_TIME_LIMIT_USECS
         else:
             deadline = latest + max(LATE_GRACE_USECS, latest - self.prev_script)
-        kept: list[Captured] = []  # frames of other connections the script still drives
+        if isinstance(expected, s.TcpSegment):
+            captured, actual, problems = yield from self._expect_segment(event, packet, deadline, scheduled)
+        else:
+            captured, actual, problems = yield from self._expect_datagram(event, packet, deadline)
+        if problems:
+            detail = "\n".join([*problems[1:], f"script packet: {render_packet(packet)}",
+                                f"actual packet: {render_packet(actual)}"])
+            self._fail(event, "error handling packet: " + problems[0], detail, kind="packet")
+        if earliest is not None:
+            tolerance = self._tolerance(scheduled)
+            if captured.at < earliest - tolerance or captured.at > latest + tolerance:
+                self._timing_failure(event, "outbound packet", scheduled, captured.at, tolerance)
+        self.trace(f"{_sec(captured.at)} {render_packet(actual)}")
+        self._happened(scheduled if earliest is not None else captured.at, captured.at, inbound=False)
+
+    def _take_frame(self, event: s.Event, deadline: int, owner, tcp: bool):
+        """The first captured frame that `owner(dgram)` claims (returns non-None
+        for); frames of other connections the script still drives stay queued."""
+        kept: list[Captured] = []
         while True:
             captured = yield from self._next_frame(deadline)
             if captured is None:
                 raise RunFailure(event.loc, "Timed out waiting for packet")
-            dgram = self._decode(captured)
+            dgram = self._decode(captured, tcp_only=tcp)
             if dgram is None:
                 continue
-            conn = self._owner_for_expected(dgram, expected)
-            if conn is not None:
-                break
-            if self.names_ports and self._owner(dgram) is not None:
+            claimed = owner(dgram)
+            if claimed is not None:
+                self.frames.extendleft(reversed(kept))
+                return captured, dgram, claimed
+            if isinstance(dgram.transport, wire.TcpHeader) and self._owner(dgram) is not None \
+                    and (self.names_ports or not tcp):
                 kept.append(captured)
             else:
                 self.trace(f"ignored outbound frame of another connection at {_sec(captured.at)}")
-        self.frames.extendleft(reversed(kept))
+
+    def _expect_segment(self, event: s.Event, packet: s.Packet, deadline: int, scheduled: int):
+        expected = packet.body
+        captured, dgram, conn = yield from self._take_frame(
+            event, deadline, lambda d: self._owner_for_expected(d, expected), tcp=True)
         if expected.flags.find("S") >= 0 and dgram.transport.flags & wire.SYN:
             conn.seqmap.local_isn_live = dgram.transport.seq
             conn.seqmap.local_isn_script = expected.seq_start
@@ -335,17 +357,23 @@ class Engine:
                                               names_ports)
         problems = match.compare(packet, actual, dgram.ip)
         problems += self._ts_val_problems(expected, actual.body, scheduled)
-        if problems:
-            detail = "\n".join([*problems[1:], f"script packet: {render_packet(packet)}",
-                                f"actual packet: {render_packet(actual)}"])
-            self._fail(event, "error handling packet: " + problems[0], detail, kind="packet")
         self._learn_from_kernel(conn, dgram, expected)
-        if earliest is not None:
-            tolerance = self._tolerance(scheduled)
-            if captured.at < earliest - tolerance or captured.at > latest + tolerance:
-                self._timing_failure(event, "outbound packet", scheduled, captured.at, tolerance)
-        self.trace(f"{_sec(captured.at)} {render_packet(actual)}")
-        self._happened(scheduled if earliest is not None else captured.at, captured.at, inbound=False)
+        return captured, actual, problems
+
+    def _expect_datagram(self, event: s.Event, packet: s.Packet, deadline: int):
+        """An outbound UDP datagram or ICMP message: the first of its kind."""
+        kind = wire.UdpHeader if isinstance(packet.body, s.UdpDatagram) else wire.IcmpHeader
+        captured, dgram, _ = yield from self._take_frame(
+            event, deadline, lambda d: True if isinstance(d.transport, kind) else None, tcp=False)
+        if kind is wire.UdpHeader:
+            actual, problems = match.compare_udp(packet, dgram)
+        else:
+            try:
+                numbers = wire.icmp_type_code(self.ip_version, packet.body.type_name, packet.body.code_name)
+            except ValueError as err:
+                raise RunFailure(event.loc, str(err)) from None
+            actual, problems = match.compare_icmp(packet, dgram, numbers)
+        return captured, actual, problems
 
     def _learn_ts_base(self, conn: Connection, dgram: wire.Datagram, expected: s.TcpSegment) -> None:
         if conn.seqmap.ts_base is not None:
@@ -414,12 +442,12 @@ class Engine:
 
     # ------------------------------------------------------------ ownership
 
-    def _decode(self, captured: Captured) -> wire.Datagram | None:
+    def _decode(self, captured: Captured, tcp_only: bool = True) -> wire.Datagram | None:
         try:
             dgram = wire.decode(captured.frame)
         except wire.DecodeError:
             return None
-        if not isinstance(dgram.transport, wire.TcpHeader):
+        if tcp_only and not isinstance(dgram.transport, wire.TcpHeader):
             return None  # neighbour discovery, MLD and the like
         return dgram
 

@@ -153,3 +153,32 @@ def _option_matches(exp, act) -> bool:
     if isinstance(exp, s.AccEcn):
         return all(a == b for a, b in zip(exp.counters, act.counters))
     return exp == act
+
+
+def compare_udp(expected: s.Packet, dgram: wire.Datagram) -> tuple[s.Packet, list[str]]:
+    """An outbound UDP datagram: its payload length, and its ports if written."""
+    exp, udp = expected.body, dgram.transport
+    actual = s.Packet(">", s.UdpDatagram(len(dgram.payload),
+                                         udp.src_port if exp.src_port is not None else None,
+                                         udp.dst_port if exp.dst_port is not None else None))
+    problems = []
+    if exp.length != len(dgram.payload):
+        problems.append(f"live packet payload: expected {exp.length} bytes vs actual {len(dgram.payload)} bytes")
+    for name, want, got in (("udp_src_port", exp.src_port, udp.src_port), ("udp_dst_port", exp.dst_port, udp.dst_port)):
+        if want is not None and want != got:
+            problems.append(field_mismatch(name, want, got))
+    return actual, problems
+
+
+def compare_icmp(expected: s.Packet, dgram: wire.Datagram, numbers: tuple[int, int]) -> tuple[s.Packet, list[str]]:
+    """An outbound ICMP message: its type and code, and its MTU if written."""
+    exp, icmp = expected.body, dgram.transport
+    actual = s.Packet(">", s.IcmpMessage(f"type_{icmp.type}", f"code_{icmp.code}",
+                                         icmp.mtu if exp.mtu is not None else None))
+    problems = []
+    for name, want, got in (("icmp_type", numbers[0], icmp.type), ("icmp_code", numbers[1], icmp.code)):
+        if want != got:
+            problems.append(field_mismatch(name, want, got))
+    if exp.mtu is not None and exp.mtu != (icmp.mtu or 0):
+        problems.append(field_mismatch("icmp_mtu", exp.mtu, icmp.mtu or 0))
+    return actual, problems

@@ -210,11 +210,32 @@ def listen_queue_of(sockets: tuple[SocketEntry, ...], port: int | None = None) -
     return ListenQueue(accepted=listener.rqueue, limit=listener.wqueue, syn_recv=syn_recv)
 
 
+def nstat() -> dict[str, int]:
+    """The namespace's TCP/IP counters (/proc/net/snmp, netstat and snmp6),
+    named as `nstat` names them: TcpActiveOpens, TcpExtSyncookiesSent,
+    TcpExtTCPChallengeACK... They count from the namespace's creation, so
+    from the start of the run."""
+    counters: dict[str, int] = {}
+    for path in ("/proc/net/snmp", "/proc/net/netstat"):
+        with open(path) as table:
+            lines = table.read().splitlines()
+        for header, values in zip(lines[::2], lines[1::2]):
+            prefix, _, names = header.partition(":")
+            counters.update((prefix + name, int(value))
+                            for name, value in zip(names.split(), values.partition(":")[2].split()))
+    try:
+        with open("/proc/net/snmp6") as table:
+            counters.update((name, int(value)) for name, value in (line.split() for line in table))
+    except FileNotFoundError:  # a kernel without IPv6
+        pass
+    return counters
+
+
 def code_values(connection: tuple[int, int] | None) -> dict[str, object]:
     """The names a `%{ }%` block sees besides tcpi_*: `sockets` (every TCP
     socket), `conn_socket` and `conn_state` (the script's current connection,
-    found by its port pair; TCP_CLOSE once the kernel has no socket for it)
-    and `listen_queue(port=None)`."""
+    found by its port pair; TCP_CLOSE once the kernel has no socket for it),
+    `listen_queue(port=None)` and `nstat()`."""
     sockets = tcp_sockets()
     entry = connection_entry(sockets, connection)
     return {
@@ -222,4 +243,5 @@ def code_values(connection: tuple[int, int] | None) -> dict[str, object]:
         "conn_socket": entry,
         "conn_state": entry.state if entry is not None else TcpState.TCP_CLOSE,
         "listen_queue": functools.partial(listen_queue_of, sockets),
+        "nstat": nstat,
     }

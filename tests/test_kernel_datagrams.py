@@ -1,0 +1,55 @@
+"""UDP both ways and ICMP out, on the real kernel (root)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tcptest.runner import RunRequest, run
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
+
+UDP_BOTH_WAYS = """\
+0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3
++0 bind(3, ..., ...) = 0
++0 < 40000>8080 udp (10)
++0 read(3, ..., 100) = 10
++0 connect(3, ..., ...) = 0
++0 write(3, ..., 20) = 20
++0 > udp (20)
+"""
+
+# A datagram to a port nobody listens on: the kernel answers port unreachable
+# (the name means the same in ICMPv4 and ICMPv6).
+ICMP_OUT = "0 < 40000>9999 udp (10)\n+0 > icmp unreachable port_unreachable\n"
+
+
+@pytest.mark.parametrize("ip_version", ["ipv4", "ipv6"])
+def test_udp_in_and_out(tmp_path, ip_version):
+    script = tmp_path / "udp.pkt"
+    script.write_text(UDP_BOTH_WAYS)
+    verdict = run(RunRequest(str(script), (("ip_version", ip_version),)))
+    assert verdict.passed, verdict.error
+
+
+def test_a_wrong_udp_length_is_named(tmp_path):
+    script = tmp_path / "udp.pkt"
+    script.write_text(UDP_BOTH_WAYS.replace("> udp (20)", "> udp (21)"))
+    verdict = run(RunRequest(str(script), (("ip_version", "ipv4"),)))
+    assert verdict.line == 7 and "live packet payload: expected 21 bytes vs actual 20 bytes" in verdict.error
+
+
+@pytest.mark.parametrize("ip_version", ["ipv4", "ipv6"])
+def test_icmp_port_unreachable_out(tmp_path, ip_version):
+    script = tmp_path / "icmp.pkt"
+    script.write_text(ICMP_OUT)
+    verdict = run(RunRequest(str(script), (("ip_version", ip_version),)))
+    assert verdict.passed, verdict.error
+
+
+def test_a_wrong_icmp_code_is_named(tmp_path):
+    script = tmp_path / "icmp.pkt"
+    script.write_text(ICMP_OUT.replace("port_unreachable", "host_unreachable"))
+    verdict = run(RunRequest(str(script), (("ip_version", "ipv4"),)))
+    assert verdict.line == 2 and "live packet field icmp_code: expected: 1 (0x1) vs actual: 3 (0x3)" in verdict.error
