@@ -185,17 +185,23 @@ class _Operation:
         return self.function(*self.args)
 
 
+def _call_problem(call: s.Syscall) -> str | None:
+    """What makes a call impossible whatever its arguments' values."""
+    if call.name in UNSUPPORTED:
+        return f"{call.name} is not supported: {UNSUPPORTED[call.name]}"
+    if call.name not in _C:
+        return f"Unknown system call: '{call.name}'"
+    arity_error = _arity_error(call)
+    return f"runtime error in {call.name} call: {arity_error}" if arity_error else None
+
+
 def check_syscall(call: s.Syscall, loc: Location, ip_version: str = "ipv4") -> None:
     """Reject, before anything runs, a call tcptest cannot make: an unknown
     call name or an unknown symbol anywhere in it (packetdrill rejects these
     when it reads the script)."""
-    if call.name in UNSUPPORTED:
-        raise ScriptError(loc, f"{call.name} is not supported: {UNSUPPORTED[call.name]}")
-    if call.name not in _C:
-        raise ScriptError(loc, f"Unknown system call: '{call.name}'")
-    arity_error = _arity_error(call)
-    if arity_error:
-        raise ScriptError(loc, f"{call.name}: {arity_error}")
+    problem = _call_problem(call)
+    if problem:
+        raise ScriptError(loc, problem)
     for expr in (*call.args, call.result):
         for name in _symbols_in(expr):
             if not symbols.is_known(name):
@@ -633,13 +639,9 @@ class SyscallHost:
     # ---------------------------------------------------------- calls
 
     def _prepare(self, call: s.Syscall, loc: Location) -> _Operation:
-        if call.name in UNSUPPORTED:
-            raise RunFailure(loc, f"{call.name} is not supported: {UNSUPPORTED[call.name]}")
-        if call.name not in _C:
-            raise RunFailure(loc, f"Unknown system call: '{call.name}'")
-        arity_error = _arity_error(call)
-        if arity_error:
-            raise RunFailure(loc, f"runtime error in {call.name} call: {arity_error}")
+        problem = _call_problem(call)
+        if problem:
+            raise RunFailure(loc, problem)
         op = _Operation(_C[call.name], ())
         try:
             getattr(self, f"_prepare_{call.name}")(call.args, op)
