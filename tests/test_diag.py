@@ -4,6 +4,7 @@ namespace that run_isolated creates (loopback only)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -12,6 +13,7 @@ import time
 
 import pytest
 
+from tcptest.errors import SetupError
 from tcptest.host import diag, run_isolated
 from tcptest.pycode import TcpState
 
@@ -20,12 +22,12 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a network 
 
 def message(state: int, family: int, src: str, sport: int, dst: str, dport: int,
             rqueue: int = 0, wqueue: int = 0, timer: int = 0, retrans: int = 0, expires: int = 0) -> bytes:
-    """An inet_diag_msg as the kernel lays it out."""
-    length = 4 if family == socket.AF_INET else 16
-    src_raw = socket.inet_pton(family, src).ljust(16, b"\0")[:16] if length == 4 else socket.inet_pton(family, src)
-    dst_raw = socket.inet_pton(family, dst).ljust(16, b"\0")[:16] if length == 4 else socket.inet_pton(family, dst)
+    """An inet_diag_msg as the kernel lays it out (addresses in 16 bytes)."""
+    def raw(address: str) -> bytes:
+        return socket.inet_pton(family, address).ljust(16, b"\0")
+
     return (struct.pack("=BBBB", family, state, timer, retrans) + struct.pack(">HH", sport, dport)
-            + src_raw + dst_raw + struct.pack("=I", 0) + bytes(8)
+            + raw(src) + raw(dst) + struct.pack("=I", 0) + bytes(8)
             + struct.pack("=IIIII", expires, rqueue, wqueue, 0, 12345))
 
 
@@ -46,7 +48,8 @@ def test_decodes_an_ipv4_request_socket():
     assert (got.local_address, got.local_port) == ("192.168.0.2", 8080)
     assert (got.remote_address, got.remote_port) == ("192.0.2.1", 40000)
     assert (got.timer, got.expires_ms, got.retransmits) == ("retransmit", 1984, 2)
-    assert str(got) == "TCP_SYN_RECV 192.168.0.2:8080 192.0.2.1:40000 rqueue 0 wqueue 0 timer retransmit 1984 ms"
+    assert str(got) == ("TCP_SYN_RECV 192.168.0.2:8080 192.0.2.1:40000 rqueue 0 wqueue 0 "
+                        "timer retransmit 1984 ms")
 
 
 def test_decodes_ipv6_and_shows_mapped_ipv4_addresses_dotted():
@@ -57,6 +60,11 @@ def test_decodes_ipv6_and_shows_mapped_ipv4_addresses_dotted():
     assert got.local_address == "::ffff:192.168.0.2"
     assert got.remote_address == "2001:db8::1"
     assert str(got).startswith("TCP_TIME_WAIT [::ffff:192.168.0.2]:8080 [2001:db8::1]:40000")
+
+
+def test_a_request_socket_reads_syn_recv_whatever_number_it_comes_with():
+    got = diag._decode(message(12, socket.AF_INET, "10.0.0.1", 8080, "10.0.0.2", 40000))
+    assert got.state is TcpState.TCP_SYN_RECV
 
 
 def test_a_state_newer_than_the_table_stays_a_number():
@@ -107,10 +115,36 @@ def test_listen_queue_without_a_port_needs_exactly_one_listener():
     with pytest.raises(LookupError, match="expected one listening socket in the namespace, found none"):
         diag.listen_queue_of(())
     two = one + (entry(TcpState.TCP_LISTEN, 9090, 0),)
-    with pytest.raises(LookupError, match="found TCP_LISTEN 192.168.0.2:8080 .*, TCP_LISTEN 192.168.0.2:9090"):
+    with pytest.raises(LookupError, match="found TCP_LISTEN 192.168.0.2:8080 .*, "
+                                          "TCP_LISTEN 192.168.0.2:9090"):
         diag.listen_queue_of(two)
     with pytest.raises(LookupError, match="on port 7070"):
         diag.listen_queue_of(two, 7070)
+
+
+def test_a_kernel_without_the_original_request_gets_one_request_per_family(monkeypatch):
+    def refused(sock):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    asked = []
+
+    def per_family(sock, family):
+        asked.append(family)
+        return [entry(TcpState.TCP_LISTEN, 8080 if family == socket.AF_INET else 9090, 0)]
+
+    monkeypatch.setattr(diag, "dump_both_families", refused)
+    monkeypatch.setattr(diag, "dump_family", per_family)
+    assert [e.local_port for e in diag.tcp_sockets()] == [8080, 9090]
+    assert asked == [socket.AF_INET, socket.AF_INET6]
+
+
+def test_no_socket_diagnostics_is_a_setup_error_that_says_why(monkeypatch):
+    def refused(sock):
+        raise OSError(errno.EPROTONOSUPPORT, "Protocol not supported")
+
+    monkeypatch.setattr(diag, "dump_both_families", refused)
+    with pytest.raises(SetupError, match=r"sock_diag: Protocol not supported.*CONFIG_INET_DIAG"):
+        diag.tcp_sockets()
 
 
 # ------------------------------------------------ real sockets, as root
@@ -172,12 +206,16 @@ def _states_through_a_close(family: int, listen_address: str, connect_address: s
             lambda: (e := diag.connection_entry(diag.tcp_sockets(), (client_port, 8080)))
             and e.state == TcpState.TCP_TIME_WAIT and e, "TIME_WAIT")
         seen["time wait"] = (client_after.state, client_after.timer, client_after.expires_ms)
-        seen["server side"] = [str(e) for e in diag.tcp_sockets() if (e.local_port, e.remote_port) == (8080, client_port)]
+        seen["server side"] = [str(e) for e in diag.tcp_sockets()
+                               if (e.local_port, e.remote_port) == (8080, client_port)]
         seen["either end"] = diag.code_values((8080, client_port))["conn_state"]
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, diag.NETLINK_SOCK_DIAG) as sock:
             both = diag.dump_both_families(sock)
             per_family = diag.dump_family(sock, socket.AF_INET) + diag.dump_family(sock, socket.AF_INET6)
-        seen["same dumps"] = sorted(map(str, both)) == sorted(map(str, per_family))
+        def without_time(entries):  # a timer's remaining time moves between two dumps
+            return sorted((e.state, e.family, e.local_address, e.local_port, e.remote_address,
+                           e.remote_port, e.rqueue, e.wqueue, e.timer) for e in entries)
+        seen["same dumps"] = without_time(both) == without_time(per_family)
     return seen
 
 

@@ -27,6 +27,7 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from ..errors import SetupError
 from ..pycode import TcpState
 
 NETLINK_SOCK_DIAG = 4
@@ -112,6 +113,8 @@ def _address(family: int, raw: bytes) -> str:
 
 
 def _state(number: int) -> TcpState | int:
+    if number == TcpState.TCP_NEW_SYN_RECV:  # inet_diag says SYN_RECV itself; make sure
+        return TcpState.TCP_SYN_RECV
     try:
         return TcpState(number)
     except ValueError:  # a state newer than this table: show the number
@@ -170,15 +173,20 @@ def dump_family(sock: socket.socket, family: int) -> list[SocketEntry]:
 def tcp_sockets() -> tuple[SocketEntry, ...]:
     """Every TCP socket of this network namespace that is listening or part of
     a connection (an ipv4-mapped-ipv6 run's sockets are IPv6 ones)."""
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                       NETLINK_SOCK_DIAG) as sock:
-        try:
-            return tuple(dump_both_families(sock))
-        except OSError as exc:
-            if exc.errno not in _REQUEST_REFUSED:
-                raise
-        # A kernel without the original request: one dump per family.
-        return tuple(dump_family(sock, socket.AF_INET) + dump_family(sock, socket.AF_INET6))
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                           NETLINK_SOCK_DIAG) as sock:
+            try:
+                return tuple(dump_both_families(sock))
+            except OSError as exc:
+                if exc.errno not in _REQUEST_REFUSED:
+                    raise
+            # A kernel without the original request: one dump per family.
+            return tuple(dump_family(sock, socket.AF_INET) + dump_family(sock, socket.AF_INET6))
+    except OSError as exc:
+        raise SetupError(f"cannot read the TCP sockets of the run's namespace for %{{ }}% blocks "
+                         f"(sock_diag: {exc.strerror or exc}); the kernel needs CONFIG_INET_DIAG "
+                         f"and CONFIG_INET_TCP_DIAG") from exc
 
 
 def connection_entry(sockets: tuple[SocketEntry, ...],
