@@ -116,6 +116,7 @@ class Connection:
     last_kernel_ack: int | None = None  # live
     last_kernel_seq_end: int | None = None  # live
     reset: bool = False
+    new_remote_isn: int | None = None  # of a SYN on this 4-tuple, until the kernel answers it
 
 
 @dataclass(slots=True)
@@ -164,6 +165,7 @@ class Engine:
         self.connections: list[Connection] = []
         self.current: Connection | None = None
         self.frames: deque[Captured] = deque()
+        self.reported: set[Captured] = set()  # unexpected frames already reported
         self.inflight: _InFlight | None = None
         self.warnings: list[str] = []
         self.trace = trace or (lambda line: None)
@@ -200,6 +202,8 @@ class Engine:
                 yield from self._timed_run(event, index, RunCode(action.text, event.loc, ports), "Python code")
         if self.inflight is not None:
             yield from self._finish_inflight(must_return=True)
+        if events:
+            yield from self._report_leftover_frames(events[-1])
         yield from self._reset_open_connections()
         return Outcome(tuple(self.warnings), tuple(self.inject_delays))
 
@@ -269,17 +273,38 @@ class Engine:
                 self.trace(f"ignored outbound frame of an earlier connection at {_sec(captured.at)}")
             return
         early = until - captured.at > self._tolerance(until)
-        if conn is not None and early and self.options.unexpected != "ignore" \
-                and not self._next_outbound_is_any_time(event):
-            actual = match.actual_in_script_terms(dgram, conn.seqmap, use_ace=False)
-            message = (f"unexpected outbound packet at {_sec(captured.at)} sec, while waiting to run "
-                       f"this line at {_sec(until)} sec")
-            detail = f"actual packet: {render_packet(actual)}"
-            if self.options.unexpected == "fail":
-                raise RunFailure(event.loc, message, detail)
-            self.warnings.append(f"{event.loc}: {message}\n{detail}")
+        if conn is not None and early and not self._next_outbound_is_any_time(event):
+            self._unexpected(event, captured, dgram, conn,
+                             f"while waiting to run this line at {_sec(until)} sec")
         # Kept, as packetdrill would: the next outbound line is compared with it.
         self.frames.append(captured)
+
+    def _unexpected(self, event: s.Event, captured: Captured, dgram: wire.Datagram,
+                    conn: Connection, when: str) -> None:
+        """A segment no line expects: an error, a warning or nothing (--unexpected)."""
+        if self.options.unexpected == "ignore" or captured in self.reported:
+            return
+        self.reported.add(captured)
+        actual = match.actual_in_script_terms(dgram, conn.seqmap, use_ace=False)
+        message = f"unexpected outbound packet at {_sec(captured.at)} sec, {when}"
+        detail = f"actual packet: {render_packet(actual)}"
+        if self.options.unexpected == "fail":
+            raise RunFailure(event.loc, message, detail)
+        self.warnings.append(f"{event.loc}: {message}\n{detail}")
+
+    def _report_leftover_frames(self, last: s.Event) -> Generator[Request, Response, None]:
+        """Segments the kernel sent before the script ended that no line took."""
+        while True:
+            response = yield WaitFor(0)  # already past: only what is captured
+            if isinstance(response, Elapsed):
+                break
+            self.frames.append(response)
+        while self.frames:
+            captured = self.frames.popleft()
+            dgram = self._decode(captured)
+            conn = self._owner(dgram) if dgram is not None else None
+            if conn is not None and (conn is self.current or self.names_ports):
+                self._unexpected(last, captured, dgram, conn, "which no line of the script expects")
 
     def _next_outbound_is_any_time(self, event: s.Event) -> bool:
         events = self.script.events
@@ -349,6 +374,8 @@ class Engine:
         if expected.flags.find("S") >= 0 and dgram.transport.flags & wire.SYN:
             conn.seqmap.local_isn_live = dgram.transport.seq
             conn.seqmap.local_isn_script = expected.seq_start
+            if conn.new_remote_isn is not None:
+                conn.seqmap.remote_isn, conn.new_remote_isn = conn.new_remote_isn, None
         self._learn_ts_base(conn, dgram, expected)
         if not self.options.strict_segments:
             dgram = yield from self._join_short_segments(dgram, conn, expected.length, deadline)
@@ -561,13 +588,18 @@ class Engine:
         remote = body.src_port if body.src_port is not None else self._next_remote_port
         conn = next((c for c in reversed(self.connections)
                      if (c.local_port, c.remote_port) == (local, remote)), None)
-        syn_only = "S" in body.flags and "." not in body.flags
-        if conn is None or (syn_only and conn.seqmap.remote_isn not in (None, body.seq_start)):
+        if conn is None:
             conn = Connection(local_port=local, remote_port=remote, active=False)
             self.connections.append(conn)
             self._next_remote_port = max(self._next_remote_port, remote + 1)
-        if "S" in body.flags and conn.seqmap.remote_isn is None:
-            conn.seqmap.remote_isn = body.seq_start
+        if "S" in body.flags:
+            if conn.seqmap.remote_isn is None:
+                conn.seqmap.remote_isn = body.seq_start
+            elif conn.seqmap.remote_isn != body.seq_start:
+                # A SYN on a connection that exists: in its window it is answered
+                # with a challenge ACK in the old numbers; only a SYN-ACK from
+                # the kernel starts a new incarnation with this ISN.
+                conn.new_remote_isn = body.seq_start
         self.current = conn
         return conn
 

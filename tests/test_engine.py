@@ -255,3 +255,13 @@ def test_outbound_ts_val_moves_with_the_script_time_at_the_given_tick():
 
 def test_outbound_ts_val_is_not_checked_without_a_tick():
     _ts_run(6200)
+
+
+def test_a_segment_after_the_last_line_that_no_line_expects_is_reported():
+    text = PASSIVE_OPEN + "+0 accept(3, ..., ...) = 4\n+0 < P. 1:101(100) ack 1 win 257\n+0 read(4, ..., 100) = 100\n"
+    ack = _kernel(wire.ACK, KERNEL_ISN + 1, 101)
+    kernel = FakeKernel({0: [(50, syn_ack(1))], 2: [(0, ack)]})
+    with pytest.raises(RunFailure, match=r"unexpected outbound packet at 0\.100\d+ sec, which no line") as failure:
+        run(text, kernel, unexpected="fail")
+    assert failure.value.loc.line == 9
+    assert "> . 1:1(0) ack 101" in failure.value.detail
