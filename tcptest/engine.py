@@ -117,6 +117,7 @@ class Connection:
     last_kernel_seq_end: int | None = None  # live
     reset: bool = False
     new_remote_isn: int | None = None  # of a SYN on this 4-tuple, until the kernel answers it
+    ts_base_at: int = 0  # script time of the kernel's first timestamp (seqmap.ts_base)
 
 
 @dataclass(slots=True)
@@ -376,14 +377,14 @@ class Engine:
             conn.seqmap.local_isn_script = expected.seq_start
             if conn.new_remote_isn is not None:
                 conn.seqmap.remote_isn, conn.new_remote_isn = conn.new_remote_isn, None
-        self._learn_ts_base(conn, dgram, expected)
+        self._learn_ts_base(conn, dgram, expected, scheduled)
         if not self.options.strict_segments:
             dgram = yield from self._join_short_segments(dgram, conn, expected.length, deadline)
         names_ports = expected.src_port is not None or expected.dst_port is not None
         actual = match.actual_in_script_terms(dgram, conn.seqmap, expected.ace is not None, packet.ip,
                                               names_ports)
         problems = match.compare(packet, actual, dgram.ip)
-        problems += self._ts_val_problems(expected, actual.body, scheduled)
+        problems += self._ts_val_problems(conn, expected, actual.body, scheduled)
         self._learn_from_kernel(conn, dgram, expected)
         return captured, actual, problems
 
@@ -402,24 +403,29 @@ class Engine:
             actual, problems = match.compare_icmp(packet, dgram, numbers)
         return captured, actual, problems
 
-    def _learn_ts_base(self, conn: Connection, dgram: wire.Datagram, expected: s.TcpSegment) -> None:
+    def _learn_ts_base(self, conn: Connection, dgram: wire.Datagram, expected: s.TcpSegment,
+                       scheduled: int) -> None:
         if conn.seqmap.ts_base is not None:
             return
         script_ts = _timestamp(expected.options or ())
         live_ts = _timestamp(dgram.transport.options)
         if script_ts is not None and live_ts is not None:
             conn.seqmap.ts_base = (script_ts.val, live_ts.val)
+            conn.ts_base_at = scheduled
 
-    def _ts_val_problems(self, expected: s.TcpSegment, actual: s.TcpSegment, scheduled: int) -> list[str]:
+    def _ts_val_problems(self, conn: Connection, expected: s.TcpSegment, actual: s.TcpSegment,
+                         scheduled: int) -> list[str]:
         """With --tcp_ts_tick_usecs, the kernel's TS val must have moved from
-        its first one as the script's did, within the time tolerance and a tick."""
+        its first one as the script's did. The slack is the timing tolerance
+        over the whole time since that first one (events may each be late
+        within their own tolerance, and the TS clock adds it up), and a tick."""
         tick = self.options.tcp_ts_tick_usecs
         script_ts = _timestamp(expected.options or ())
         live_ts = _timestamp(actual.options or ())
         if not tick or script_ts is None or live_ts is None:
             return []
         off_usecs = abs(seq_diff(live_ts.val, script_ts.val)) * tick
-        if off_usecs <= self._tolerance(scheduled) + tick:
+        if off_usecs <= self.options.tolerance_usecs_for(scheduled - conn.ts_base_at) + tick:
             return []
         return [match.field_mismatch("tcp_ts_val", script_ts.val, live_ts.val)]
 
