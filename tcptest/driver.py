@@ -17,7 +17,7 @@ from .pcap import PcapWriter
 from .pycode import PythonBlocks
 from .host import diag
 from .host.commands import CommandRunner
-from .host.scheduling import take_real_time_priority, tighten_timer_slack
+from .host.scheduling import tighten_timer_slack
 from .host.syscalls import SyscallHost
 from .host.tun import TunDevice
 
@@ -36,7 +36,6 @@ class Driver:
 
     def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
         tighten_timer_slack()
-        take_real_time_priority()
         self.start = _just_after_a_kernel_tick()
         self.calls.set_script_start(self.start)
         self.pending_call = None

@@ -43,7 +43,6 @@ from ..errors import RunFailure, ScriptError
 from ..source import Location
 from . import structs
 from . import tcpinfo
-from .scheduling import take_real_time_priority
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -161,7 +160,6 @@ class PendingCall:
     def _run_in_worker(self) -> None:
         # Signals go to the engine's thread, never interrupt the call.
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        take_real_time_priority()  # what the call sends must leave on time too
         self._run()
 
 
