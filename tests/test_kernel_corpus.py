@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tcptest.runner import RunRequest, run
+from kernel_runs import run_with_timing_retries
+from tcptest.runner import RunRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from kselftest import CORPUS, KERNEL_ARGS, command_line, upstream_verdicts  # noqa: E402
@@ -55,5 +56,5 @@ RUNS = [(feature, script, version) for feature, script in FEATURES.items()
 @pytest.mark.parametrize("feature,script,ip_version", RUNS, ids=[f"{f}-{v}" for f, _, v in RUNS])
 def test_feature(feature, script, ip_version):
     options = command_line(KERNEL_ARGS[ip_version]) + (SLOW_MACHINE,)
-    verdict = run(RunRequest(str(CORPUS / script), options))
+    verdict = run_with_timing_retries(RunRequest(str(CORPUS / script), options))
     assert verdict.passed, verdict.error

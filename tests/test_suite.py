@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_runs import run_with_timing_retries
 from tcptest.runner import RunRequest, run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
@@ -30,9 +31,10 @@ def test_the_suite_is_there():
 @pytest.mark.parametrize("ip_version", IP_VERSIONS)
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: str(path.relative_to(SCRIPTS_DIR)))
 def test_script_passes(script: Path, ip_version: str):
-    verdict = run(RunRequest(str(script), (("ip_version", ip_version),)))
+    verdict = run_with_timing_retries(RunRequest(str(script), (("ip_version", ip_version),)))
     assert verdict.passed, verdict.error
     assert not verdict.warnings, verdict.warnings
+
 
 
 def copy_with(tmp_path: Path, name: str, old: str, new: str) -> tuple[Path, int]:

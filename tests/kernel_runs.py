@@ -1,0 +1,22 @@
+"""Running scripts against the kernel from tests on a busy machine."""
+
+from __future__ import annotations
+
+from tcptest.runner import RunRequest, Verdict, run
+
+# On a machine busy with other tests (CI runs the kernel tests beside CPU-bound
+# property tests), the kernel's own timers run late: they fall back to
+# ksoftirqd, which competes with the busy processes (a 40 ms delayed ACK came
+# at 70 ms). A run that failed on a timing error alone is run again, twice at
+# most; any other failure fails at once, and a timing error three times over
+# fails too.
+TIMING_RETRIES = 2
+
+
+def run_with_timing_retries(request: RunRequest) -> Verdict:
+    verdict = run(request)
+    for _ in range(TIMING_RETRIES):
+        if verdict.passed or "timing error" not in (verdict.error or ""):
+            break
+        verdict = run(request)
+    return verdict
