@@ -182,25 +182,27 @@ class Engine:
         self.prev_live = 0
         self.prev_script = 0
         self.prev_was_inbound = False
+        self.position = 0  # index of the event being run
 
     # ------------------------------------------------------------ the walk
 
     def run(self) -> Generator[Request, Response, Outcome]:
         events = self.script.events
         for index, event in enumerate(events):
+            self.position = index
             yield from self._collect_returned_call()
             action = event.action
             if isinstance(action, s.Packet) and action.direction == ">":
                 yield from self._expect(event)
             elif isinstance(action, s.Packet):
-                yield from self._inject(event, index)
+                yield from self._inject(event)
             elif isinstance(action, s.Syscall):
-                yield from self._syscall(event, index)
+                yield from self._syscall(event)
             elif isinstance(action, s.Command):
-                yield from self._timed_run(event, index, RunCommand(action.text, event.loc), "command")
+                yield from self._timed_run(event, RunCommand(action.text, event.loc), "command")
             else:
                 ports = (self.current.local_port, self.current.remote_port) if self.current else None
-                yield from self._timed_run(event, index, RunCode(action.text, event.loc, ports), "Python code")
+                yield from self._timed_run(event, RunCode(action.text, event.loc, ports), "Python code")
         if self.inflight is not None:
             yield from self._finish_inflight(must_return=True)
         if events:
@@ -274,7 +276,7 @@ class Engine:
                 self.trace(f"ignored outbound frame of an earlier connection at {_sec(captured.at)}")
             return
         early = until - captured.at > self._tolerance(until)
-        if conn is not None and early and not self._next_outbound_is_any_time(event):
+        if conn is not None and early and not self._next_outbound_is_any_time():
             self._unexpected(event, captured, dgram, conn,
                              f"while waiting to run this line at {_sec(until)} sec")
         # Kept, as packetdrill would: the next outbound line is compared with it.
@@ -307,9 +309,8 @@ class Engine:
             if conn is not None and (conn is self.current or self.names_ports):
                 self._unexpected(last, captured, dgram, conn, "which no line of the script expects")
 
-    def _next_outbound_is_any_time(self, event: s.Event) -> bool:
-        events = self.script.events
-        for later in events[events.index(event):]:
+    def _next_outbound_is_any_time(self) -> bool:
+        for later in self.script.events[self.position:]:
             if isinstance(later.action, s.Packet) and later.action.direction == ">":
                 return isinstance(later.time, (s.AnyTime, s.TimeRange))
         return False
@@ -513,7 +514,7 @@ class Engine:
 
     # ----------------------------------------------------- inbound segments
 
-    def _inject(self, event: s.Event, index: int) -> Generator[Request, Response, None]:
+    def _inject(self, event: s.Event) -> Generator[Request, Response, None]:
         packet = event.action
         assert isinstance(packet, s.Packet)
         body = packet.body
@@ -669,7 +670,7 @@ class Engine:
 
     # -------------------------------------------- calls, commands and code
 
-    def _syscall(self, event: s.Event, index: int) -> Generator[Request, Response, None]:
+    def _syscall(self, event: s.Event) -> Generator[Request, Response, None]:
         call = event.action
         assert isinstance(call, s.Syscall)
         scheduled, anchor = self._scheduled(event, inbound=False)
@@ -718,7 +719,7 @@ class Engine:
                        f"sec but happened at {_sec(returned_at)} sec; tolerance {_sec(flight.tolerance)} sec")
             raise RunFailure(flight.event.loc, message)
 
-    def _timed_run(self, event: s.Event, index: int, request: Request, what: str) -> Generator[Request, Response, None]:
+    def _timed_run(self, event: s.Event, request: Request, what: str) -> Generator[Request, Response, None]:
         scheduled, _ = self._scheduled(event, inbound=False)
         yield from self._sleep_until(event, scheduled)
         done = yield request

@@ -46,6 +46,7 @@ class RunOptions:
 
     @property
     def uses_ipv6_device(self) -> bool:
+        """ipv4-mapped-ipv6 runs AF_INET6 sockets over an IPv4 device."""
         return self.ip_version == "ipv6"
 
     @property

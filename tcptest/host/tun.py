@@ -75,6 +75,8 @@ _SO_RXQ_OVFL = 40
 _SO_TIMESTAMPNS_NEW = 64
 _ETH_P_ALL = 0x0003
 _IFA_F_NODAD = 0x02
+_RTN_LOCAL = 2
+_ADDRESS_READY_SECS = 30.0
 _TIMESPEC = struct.Struct("=qq")
 _DROP_COUNT = struct.Struct("=I")
 _ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_DROP_COUNT.size)
@@ -373,6 +375,29 @@ def _configure(config: TunConfig, index: int) -> None:
             gateway=config.gateway_ip,
             oif=index,
         )
+        if ipv6:
+            _wait_until_local(ipr, config.local_ip)
+
+
+def _wait_until_local(ipr: IPRoute, address: str) -> None:
+    """Even without DAD, an IPv6 address takes effect only once the kernel's
+    address-configuration work has run (on a workqueue shared by every
+    namespace, behind the RTNL lock) and installed its local route. Until
+    then input routing does not see the address as ours and drops what is
+    sent to it (Ip6InAddrErrors): an injected SYN-ACK vanished while the
+    kernel's SYN had already left. So wait for a route lookup to say local."""
+    deadline = time.monotonic() + _ADDRESS_READY_SECS
+    while True:
+        try:
+            routes = ipr.route("get", dst=address)
+        except NetlinkError:
+            routes = ()
+        if any(route["type"] == _RTN_LOCAL for route in routes):
+            return
+        if time.monotonic() > deadline:
+            raise SetupError(f"{address} on {DEVICE_NAME} is not a local address after "
+                             f"{_ADDRESS_READY_SECS:.0f} s: the kernel's address configuration is stuck")
+        time.sleep(0.0005)
 
 
 def _netlink(description: str, request: Callable[..., object], *args: object, **kwargs: object) -> None:
