@@ -12,6 +12,10 @@ from tcptest.runner import RunRequest, Verdict, run
 # fails too.
 TIMING_RETRIES = 2
 
+# Where a test expects a failure at one line, a busy machine must not make an
+# earlier line fail on timing first.
+WIDE_TOLERANCE = ("tolerance_usecs", "20000")
+
 
 def run_with_timing_retries(request: RunRequest) -> Verdict:
     verdict = run(request)

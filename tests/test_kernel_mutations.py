@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kernel_runs import WIDE_TOLERANCE
 from tcptest.runner import RunRequest, run
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "kselftest"
@@ -20,7 +21,7 @@ pytestmark = [
 
 # A wide tolerance keeps a loaded machine from failing unchanged lines; the
 # timing mutation below is 160 ms off, far beyond it.
-OPTIONS = (("ip_version", "ipv4"), ("tolerance_usecs", "20000"))
+OPTIONS = (("ip_version", "ipv4"), WIDE_TOLERANCE)
 
 # (script, line, text on that line, replacement, what the error must say)
 MUTATIONS = [
