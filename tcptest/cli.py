@@ -167,14 +167,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         elif output in ("tap", "ktap"):
             progress.print("\n".join(report.tap_result(output, index + 1, verdict)))
 
-    run_one = None
-    if check.verbose:
-        from .runner import run
-
-        def run_one(request):
-            name = batch.request_name(request)
-            return run(request, lambda text: print(f"{name}: {text}", flush=True))
-
+    run_one = _run_traced if check.verbose else None
     verdicts = batch.run_all(requests, flags.jobs, on_result, progress.update, run_one)
     progress.clear()
     if output == "text":
@@ -193,6 +186,15 @@ def cmd_doctor(argv: Sequence[str]) -> int:
     from . import doctor
 
     return doctor.main(argv)
+
+
+def _run_traced(request):
+    """One run with `-v`: every event printed as it happens, named by its run."""
+    from . import batch
+    from .runner import run
+
+    name = batch.request_name(request)
+    return run(request, lambda text: print(f"{name}: {text}", flush=True))
 
 
 COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor}

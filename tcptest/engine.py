@@ -114,7 +114,6 @@ class Connection:
     active: bool  # the kernel opened it
     seqmap: SeqMap = field(default_factory=SeqMap)
     last_kernel_ack: int | None = None  # live
-    last_kernel_seq_end: int | None = None  # live
     reset: bool = False
     new_remote_isn: int | None = None  # of a SYN on this 4-tuple, until the kernel answers it
     ts_base_at: int = 0  # script time of the kernel's first timestamp (seqmap.ts_base)
@@ -464,15 +463,11 @@ class Engine:
         tcp = dgram.transport
         if tcp.flags & wire.ACK:
             conn.last_kernel_ack = tcp.ack
-        end = u32(tcp.seq + len(dgram.payload) + bool(tcp.flags & wire.SYN) + bool(tcp.flags & wire.FIN))
-        conn.last_kernel_seq_end = end
         if tcp.flags & wire.RST:
             conn.reset = True
-        for exp_opt in expected.options or ():
-            if isinstance(exp_opt, s.Timestamp):
-                for live_opt in tcp.options:
-                    if isinstance(live_opt, s.Timestamp):
-                        conn.seqmap.ts_vals[exp_opt.val] = live_opt.val
+        script_ts, live_ts = _timestamp(expected.options or ()), _timestamp(tcp.options)
+        if script_ts is not None and live_ts is not None:
+            conn.seqmap.ts_vals[script_ts.val] = live_ts.val
 
     # ------------------------------------------------------------ ownership
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from typing import Iterable
 
 from .errors import ScriptError, SetupError
-from .source import Location
 
 IP_VERSIONS = ("ipv4", "ipv6", "ipv4-mapped-ipv6")
 UNEXPECTED_CHOICES = ("fail", "warn", "ignore")

@@ -46,10 +46,6 @@ class SeqMap:
         script_base, live_base = self.ts_base
         return u32(script_base + seq_diff(live_value, live_base))
 
-    @property
-    def knows_local_isn(self) -> bool:
-        return self.local_isn_live is not None
-
     def _local_offset(self, syn: bool) -> int:
         if self.local_isn_live is None:
             return 0
