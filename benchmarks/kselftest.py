@@ -16,10 +16,10 @@ import re
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tcptest.runner import RunRequest, run
+from tcptest.batch import run_all
+from tcptest.runner import RunRequest
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "kselftest"
 
@@ -62,11 +62,17 @@ def first_line(error: str | None) -> str:
     return error.splitlines()[0].replace(str(CORPUS) + "/", "") if error else ""
 
 
-def same_cause(ours: str, theirs: str) -> bool:
+def same_cause(ours: str, theirs: str, warnings: tuple[str, ...] = ()) -> bool:
     """Both name the same script line (or none) and the same kind of error:
-    the same packet field, a timing error, an init command, a call."""
+    the same packet field, a timing error, an init command, a call. A note of
+    packetdrill's that is not one of its errors is what a command printed
+    (its first line of output): the same cause when a command printed it in
+    our run too."""
     line = re.compile(r"\.pkt:(\d+):")
     ours, theirs = first_line(ours), theirs
+    if theirs and ".pkt" not in theirs:
+        return any(theirs in warning.split("command printed:\n", 1)[-1]
+                   for warning in warnings if "command printed:" in warning)
     if "init command" in theirs:  # packetdrill names no line for it; tcptest does
         return "init command" in ours
     ours_line, theirs_line = line.search(ours), line.search(theirs)
@@ -91,12 +97,9 @@ def main() -> int:
     runs = sorted(key for key in upstream if fnmatch.fnmatch(key[0], args.only))
     started = time.monotonic()
 
-    def one(key):
-        script, version = key
-        return key, run(RunRequest(str(CORPUS / script), command_line(KERNEL_ARGS[version])))
-
-    with ThreadPoolExecutor(args.j) as pool:
-        results = list(pool.map(one, runs))
+    requests = [RunRequest(str(CORPUS / script), command_line(KERNEL_ARGS[version]))
+                for script, version in runs]
+    results = list(zip(runs, run_all(requests, args.j, on_result=lambda index, verdict: None)))
     wall = time.monotonic() - started
 
     counts = {"agree": 0, "both_fail_other_cause": 0, "we_fail_they_pass": 0,
@@ -112,7 +115,7 @@ def main() -> int:
             continue
         if (theirs == "pass") == verdict.passed:
             counts["agree"] += 1
-            if not verdict.passed and not same_cause(verdict.error or "", note):
+            if not verdict.passed and not same_cause(verdict.error or "", note, verdict.warnings):
                 counts["both_fail_other_cause"] += 1
                 print(f"both_fail_other_cause\t{script}\t{version}\tours: {first_line(verdict.error)}"
                       f"\ttheirs: {note}")

@@ -162,7 +162,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     def on_result(index: int, verdict) -> None:
         if output == "text":
             progress.print(report.result_line(verdict))
-            for warning in verdict.warnings:
+            for warning in verdict.warnings if verdict.passed else ():  # a failure shows them in full below
                 progress.print(f"warning: {verdict.name}: {warning}")
         elif output in ("tap", "ktap"):
             progress.print("\n".join(report.tap_result(output, index + 1, verdict)))

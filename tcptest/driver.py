@@ -7,6 +7,7 @@ CLOCK_REALTIME, the clock of the kernel's capture timestamps.
 
 from __future__ import annotations
 
+import math
 import select
 import time
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from .pcap import PcapWriter
 from .pycode import PythonBlocks
 from .host import diag
 from .host.commands import CommandRunner
-from .host.scheduling import tighten_timer_slack
 from .host.syscalls import SyscallHost
 from .host.tun import TunDevice
 
@@ -35,7 +35,6 @@ class Driver:
     pcap: PcapWriter | None = None
 
     def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
-        tighten_timer_slack()
         self.start = _just_after_a_kernel_tick()
         self.calls.set_script_start(self.start)
         self.pending_call = None
@@ -75,8 +74,8 @@ class Driver:
             return self._await_call(request.until)
         if isinstance(request, e.RunCommand):
             at = self.now()
-            self.commands.run(request.text, request.loc)
-            return e.Done(at, self.now())
+            output = self.commands.run(request.text, request.loc)
+            return e.Done(at, self.now(), output)
         if isinstance(request, e.RunCode):
             at = self.now()
             values = {}
@@ -126,16 +125,29 @@ class Driver:
         return e.Done(now, self._usecs(returned_at))
 
 
-CLOCK_MONOTONIC_COARSE = 6  # advances once per kernel tick (jiffy)
+CLOCK_MONOTONIC_COARSE = 6  # the time of the kernel's last tick (jiffy)
+TICK_WAKE_EARLY_SECS = 0.0002
 
 
 def _just_after_a_kernel_tick() -> float:
-    """time.time() right after the kernel's next tick. Kernel timers (delayed
-    ACKs, retransmissions) fire on ticks; starting the script on one, as
-    packetdrill does, keeps their firing times and the script's in step
-    instead of up to a tick (4 ms at HZ=250) apart."""
-    tick = time.clock_gettime(CLOCK_MONOTONIC_COARSE)
-    while time.clock_gettime(CLOCK_MONOTONIC_COARSE) == tick:
-        pass
-    return time.time()
+    """The time.time() of the kernel's next tick, returned just after it.
 
+    Kernel timers (delayed ACKs, retransmissions) fire on ticks; starting the
+    script on one, as packetdrill does, keeps their firing times and the
+    script's in step instead of up to a tick (4 ms at HZ=250) apart. The
+    coarse clock's value is the tick's own time, so a look at it a little
+    late does not move the start; one too late (this process preempted for a
+    while) waits for the next tick. Sleeping until just before the tick keeps
+    the CPU free for a run beside this one."""
+    period = time.clock_getres(CLOCK_MONOTONIC_COARSE)
+    while True:
+        last_tick = time.clock_gettime(CLOCK_MONOTONIC_COARSE)
+        ticks_since = math.floor((time.monotonic() - last_tick) / period)  # >0 after an idle stretch
+        next_tick = last_tick + (ticks_since + 1) * period
+        time.sleep(max(0.0, next_tick - TICK_WAKE_EARLY_SECS - time.monotonic()))
+        # After an idle stretch the coarse clock catches up by several ticks
+        # at once: wait for the one that is due, not one already past.
+        while (tick := time.clock_gettime(CLOCK_MONOTONIC_COARSE)) < next_tick - period / 2:
+            pass
+        if time.monotonic() - tick < period / 4:
+            return time.time() - (time.monotonic() - tick)

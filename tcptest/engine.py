@@ -87,10 +87,11 @@ class Elapsed:
 @dataclass(frozen=True, slots=True)
 class Done:
     """A request was carried out: it started `at`; a call that already
-    returned says when in `returned_at`."""
+    returned says when in `returned_at`; a command, what it printed."""
 
     at: int
     returned_at: int | None = None
+    output: str = ""
 
 
 Response = Captured | Elapsed | Done
@@ -719,6 +720,8 @@ class Engine:
         yield from self._sleep_until(event, scheduled)
         done = yield request
         self.trace(f"{_sec(done.at)} {what} at line {event.loc.line}")
+        if done.output:
+            self.warnings.append(f"{event.loc}: command printed:\n{done.output}")
         self._late_check(event, f"{what} start", scheduled, done.at)
         # A command can take many milliseconds (a fork and exec at least); what
         # follows it counts from when it finished, or every `+0` after it would be late.

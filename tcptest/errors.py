@@ -12,6 +12,10 @@ from .source import Location
 class TcptestError(Exception):
     """Base of every error tcptest reports to a user."""
 
+    # What the run noticed before it failed (unexpected segments, what
+    # commands printed); set on the instance, which keeps it across a pickle.
+    warnings: tuple[str, ...] = ()
+
 
 class ScriptError(TcptestError):
     """The script cannot be read or planned: a syntax or semantic error."""

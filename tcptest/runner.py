@@ -19,6 +19,7 @@ from .driver import Driver
 from .errors import TcptestError
 from .host.commands import CommandRunner
 from .host.isolation import run_isolated
+from .host.scheduling import keep_on_time
 from .host.syscalls import CallEnvironment, SyscallHost, check_syscall
 from .host.tun import TunConfig, TunDevice
 from .options import RunOptions, resolve
@@ -102,7 +103,7 @@ def run(request: RunRequest, trace: Callable[[str], None] | None = None) -> Verd
         line = getattr(getattr(err, "loc", None), "line", None)
         pcap = _pcap_path(request, ip_version)
         return Verdict(request.path, ip_version, False, error=str(err), line=line,
-                       duration=time.monotonic() - started,
+                       warnings=err.warnings, duration=time.monotonic() - started,
                        pcap=pcap if pcap and os.path.exists(pcap) else None)
     return Verdict(request.path, ip_version, True, warnings=outcome.warnings,
                    duration=time.monotonic() - started, pcap=pcap_path,
@@ -122,9 +123,11 @@ def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace)
     # the child leaves what it inherited alone and collects nothing.
     gc.freeze()
     gc.disable()
+    keep_on_time()
     commands = CommandRunner(Path(script.path).parent)
+    notes = Notes(commands)
     for text in options.init_scripts:
-        commands.run(text, None, "--init_scripts")
+        notes.run(text, None, "--init_scripts")
     config = TunConfig(ip_version=options.ip_version, local_ip=options.live_local_ip,
                        remote_ip=options.live_remote_ip, gateway_ip=options.live_gateway_ip,
                        prefix_len=options.local_prefix_len, mtu=options.mtu,
@@ -132,35 +135,56 @@ def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace)
     pcap = PcapWriter(pcap_path) if pcap_path else None
     try:
         with TunDevice(config) as tun:
-            return _run_events(script, options, commands, tun, pcap, trace)
+            return _run_events(script, options, commands, tun, pcap, trace, notes)
+    except TcptestError as err:
+        err.warnings = tuple(notes.lines)
+        raise
     finally:
         if pcap:
             pcap.close()
         commands.restore_file().unlink(missing_ok=True)
 
 
+class Notes:
+    """The run's warnings in the order they arose: the engine's, and what the
+    untimed commands printed (packetdrill lets it through to the terminal; a
+    `tc` that fails inside a command that succeeds is seen only this way)."""
+
+    def __init__(self, commands: CommandRunner) -> None:
+        self.commands = commands
+        self.lines: list[str] = []
+
+    def run(self, text: str, loc, what: str) -> None:
+        output = self.commands.run(text, loc, what)
+        if output:
+            self.lines.append(f"{loc or what}: command printed:\n{output}")
+
+
 def _run_events(script: Script, options: RunOptions, commands: CommandRunner, tun: TunDevice,
-                pcap: PcapWriter | None, trace) -> e.Outcome:
+                pcap: PcapWriter | None, trace, notes: Notes) -> e.Outcome:
     init_ran = False
     calls = SyscallHost(CallEnvironment(
         ip_version=options.ip_version, local_ip=options.live_local_ip,
         remote_ip=options.live_remote_ip, bind_port=options.bind_port,
         connect_port=options.connect_port, tolerance_usecs=options.tolerance_usecs))
+    engine = e.Engine(script, options, trace)
     try:
         if script.init:
             init_ran = True
-            commands.run(script.init.command.text, script.init.loc, "init")
+            notes.run(script.init.command.text, script.init.loc, "init")
         driver = Driver(tun, calls, commands, PythonBlocks(), pcap)
-        outcome = driver.run(e.Engine(script, options, trace).run())
+        outcome = driver.run(engine.run())
     except TcptestError:
+        notes.lines.extend(engine.warnings)
         if init_ran and script.cleanup:
             try:
-                commands.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
+                notes.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
             except TcptestError:
                 pass  # the first error is the one to report
         raise
     finally:
         calls.close_all()
+    notes.lines.extend(outcome.warnings)
     if script.cleanup:
-        commands.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
-    return outcome
+        notes.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
+    return e.Outcome(tuple(notes.lines), outcome.inject_delays_usecs)

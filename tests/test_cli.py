@@ -59,6 +59,21 @@ def test_text_lists_runs_then_failures_then_the_summary(scripts, runs, capsys):
     assert out[-1] == "3 passed, 1 failed"
 
 
+def test_warnings_follow_a_passing_run_and_come_once_with_a_failure(scripts, monkeypatch, capsys):
+    def fake_run(request, trace=None):
+        passed = Path(request.path).name == "good.pkt"
+        return Verdict(request.path, "ipv4", passed, line=None if passed else 3, error=None if passed else
+                       f"{request.path}:3: boom", warnings=(f"{request.path}:1: command printed:\nhi",))
+
+    monkeypatch.setattr(runner, "run", fake_run)
+    monkeypatch.setattr(doctor, "skip_reason", lambda ip_version, checks=None: None)
+    cli.main(["run", "--ip_version=ipv4", str(scripts)])
+    out = capsys.readouterr().out
+    assert f"ok good.pkt[ipv4] (0.00 s)\nwarning: good.pkt[ipv4]: {scripts}/good.pkt:1: command printed:\nhi" in out
+    assert out.count(f"{scripts}/sub/bad.pkt:1: command printed:\nhi") == 1
+    assert f"warning: {scripts}/sub/bad.pkt:1: command printed:\nhi" in out  # in the failure's full text
+
+
 def test_exit_0_when_every_run_passes(scripts, runs, capsys):
     assert cli.main(["run", str(scripts / "good.pkt")]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "3 passed, 0 failed"

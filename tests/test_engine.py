@@ -46,6 +46,7 @@ class FakeKernel:
     injected_at: list = field(default_factory=list)
     inject_cost: int = 0  # usecs an injection takes
     calls: list = field(default_factory=list)
+    command_output: str = ""  # what every timed command prints
 
     def _react(self, key) -> None:
         for delay, frame in self.reactions.get(key, ()):
@@ -72,7 +73,9 @@ class FakeKernel:
             self.calls.append(request.call.name)
             self._react(request.call.name)
             return e.Done(self.now)
-        if isinstance(request, (e.RunCommand, e.RunCode)):
+        if isinstance(request, e.RunCommand):
+            return e.Done(self.now, output=self.command_output)
+        if isinstance(request, e.RunCode):
             return e.Done(self.now)
         if isinstance(request, e.AwaitCall):
             return e.Done(self.now, self.now)
@@ -265,3 +268,14 @@ def test_a_segment_after_the_last_line_that_no_line_expects_is_reported():
         run(text, kernel, unexpected="fail")
     assert failure.value.loc.line == 9
     assert "> . 1:1(0) ack 101" in failure.value.detail
+
+
+def test_what_a_timed_command_printed_is_a_warning_at_its_line():
+    outcome = run("0 `tc qdisc add dev tun0 root fq`\n+0 `true`\n",
+                  FakeKernel(command_output="Error: Specified qdisc kind is unknown."))
+    assert outcome.warnings[0] == "t.pkt:1: command printed:\nError: Specified qdisc kind is unknown."
+    assert len(outcome.warnings) == 2
+
+
+def test_a_command_that_printed_nothing_leaves_no_warning():
+    assert run("0 `true`\n", FakeKernel()).warnings == ()

@@ -21,8 +21,9 @@ class CommandRunner:
         self.cwd = str(script_dir) or "."
         self.env = dict(os.environ, PACKETDRILL_PID=str(os.getpid()))
 
-    def run(self, text: str, loc: Location | None, what: str | None = None) -> None:
-        """Run `text` with /bin/sh; a non-zero status fails the script.
+    def run(self, text: str, loc: Location | None, what: str | None = None) -> str:
+        """Run `text` with /bin/sh and return what it printed (stdout and
+        stderr, as one stream); a non-zero status fails the script.
         `what` names untimed commands ("init", "cleanup") in the message."""
         # Output goes to a file, not a pipe: a command that leaves a process
         # running in the background would otherwise keep the pipe open and hang us.
@@ -34,6 +35,7 @@ class CommandRunner:
         if done.returncode != 0:
             label = f"{what} command" if what else f"`{text.strip()}` command"
             raise RunFailure(loc, f"error executing {label}: non-zero status {done.returncode}", output)
+        return output
 
     def restore_file(self) -> Path:
         return Path(f"/tmp/sysctl_restore_{os.getpid()}.sh")

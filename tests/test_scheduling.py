@@ -1,0 +1,76 @@
+"""A run's child sets itself up for timing: the shortest slice, no timer
+slack, which a process it starts inherits; runs one at a time keep to a CPU."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+
+from tcptest.host.scheduling import SLICE_NSECS, keep_on_time, stay_on_this_cpu
+
+_SYS_SCHED_GETATTR = 315  # x86_64
+
+
+def _settings() -> dict:
+    attr = ctypes.create_string_buffer(56)
+    ctypes.CDLL(None).syscall(_SYS_SCHED_GETATTR, 0, attr, 56, 0)
+    with open("/proc/self/timerslack_ns") as slack:
+        return {"cpus": len(os.sched_getaffinity(0)), "slice": struct.unpack_from("Q", attr.raw, 24)[0],
+                "slack": int(slack.read())}
+
+
+def _in_a_child(body) -> dict:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write, json.dumps(body()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        result = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    return result
+
+
+def test_the_process_gets_a_short_slice_and_no_slack_and_keeps_its_cpus():
+    before = _in_a_child(_settings)
+    after = _in_a_child(lambda: (keep_on_time(), _settings())[1])
+    assert after == {"cpus": len(os.sched_getaffinity(0)), "slice": SLICE_NSECS, "slack": 1}
+    assert before != after
+
+
+def test_a_run_alone_stays_on_one_cpu():
+    assert _in_a_child(lambda: (stay_on_this_cpu(), _settings())[1])["cpus"] == 1
+
+
+def test_what_the_run_starts_inherits_them():
+    def child_of_child():
+        keep_on_time()
+        program = ("import json, sys; sys.path.insert(0, %r); from test_scheduling import _settings; "
+                   "print(json.dumps(_settings()))" % os.path.dirname(__file__))
+        return json.loads(subprocess.run([sys.executable, "-c", program], capture_output=True,
+                                         text=True, check=True).stdout)
+    assert _in_a_child(child_of_child) == {"cpus": len(os.sched_getaffinity(0)), "slice": SLICE_NSECS,
+                                           "slack": 1}
+
+
+def test_a_script_starts_on_a_kernel_tick():
+    """The start is the time of a tick (the coarse clock's value), not when
+    tcptest saw it, and no more than a quarter tick has gone by since."""
+    from tcptest.driver import CLOCK_MONOTONIC_COARSE, _just_after_a_kernel_tick
+
+    period = time.clock_getres(CLOCK_MONOTONIC_COARSE)
+    for _ in range(5):
+        start = _just_after_a_kernel_tick()
+        seen_after = time.time() - start
+        start_monotonic = start - (time.time() - time.monotonic())
+        since_tick = time.clock_gettime(CLOCK_MONOTONIC_COARSE) - start_monotonic
+        assert abs(since_tick - round(since_tick / period) * period) < 1e-4
+        assert 0 <= seen_after < period  # a quarter tick at return; this line runs a little later
