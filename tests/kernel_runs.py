@@ -17,6 +17,12 @@ TIMING_RETRIES = 2
 WIDE_TOLERANCE = ("tolerance_usecs", "20000")
 
 
+def run_text(path, text: str) -> Verdict:
+    """Write `text` to `path` and run it once, ipv4, with WIDE_TOLERANCE."""
+    path.write_text(text)
+    return run(RunRequest(str(path), (("ip_version", "ipv4"), WIDE_TOLERANCE)))
+
+
 def run_with_timing_retries(request: RunRequest) -> Verdict:
     verdict = run(request)
     for _ in range(TIMING_RETRIES):

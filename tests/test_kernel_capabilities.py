@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from kernel_runs import WIDE_TOLERANCE
-from tcptest.runner import RunRequest, run
+from kernel_runs import run_text
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
 
@@ -25,9 +24,7 @@ DROP_AND_RESTORE = """\
 
 
 def _run(tmp_path, text: str):
-    script = tmp_path / "caps.pkt"
-    script.write_text(text)
-    return run(RunRequest(str(script), (("ip_version", "ipv4"), WIDE_TOLERANCE)))
+    return run_text(tmp_path / "caps.pkt", text)
 
 
 def test_a_dropped_capability_is_gone_until_set_again(tmp_path):

@@ -7,8 +7,7 @@ import os
 
 import pytest
 
-from kernel_runs import WIDE_TOLERANCE
-from tcptest.runner import RunRequest, run
+from kernel_runs import run_text
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
 
@@ -23,9 +22,7 @@ PRINTING = """\
 
 
 def _run(tmp_path, text: str):
-    script = tmp_path / "printing.pkt"
-    script.write_text(text)
-    return run(RunRequest(str(script), (("ip_version", "ipv4"), WIDE_TOLERANCE)))
+    return run_text(tmp_path / "printing.pkt", text)
 
 
 def test_every_command_that_printed_is_named_with_what_it_printed(tmp_path):
