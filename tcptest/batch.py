@@ -4,9 +4,6 @@ pool of threads each waiting on one isolated run, and the live progress line.
 Threads are enough: each `runner.run` forks its own child into its own
 namespace and only waits for it, so the parent's threads spend their time
 blocked in poll().
-
-Runs one at a time (-j 1) stay on one CPU (host.scheduling.stay_on_this_cpu
-says why, and why not with more).
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence, TextIO
 
 from .errors import TcptestError
-from .host.scheduling import stay_on_this_cpu
 
 if TYPE_CHECKING:
     from .runner import RunRequest, Verdict
@@ -101,8 +97,7 @@ def run_all(requests: Sequence[RunRequest], jobs: int,
 
     verdicts: list[Verdict | None] = [None] * len(requests)
     released = passed = failed = 0
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="tcptest-run",
-                              initializer=stay_on_this_cpu if jobs <= 1 else None)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="tcptest-run")
     try:
         futures: dict[Future, int] = {pool.submit(job, index): index for index in range(len(requests))}
         pending = set(futures)

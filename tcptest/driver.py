@@ -125,29 +125,32 @@ class Driver:
         return e.Done(now, self._usecs(returned_at))
 
 
-CLOCK_MONOTONIC_COARSE = 6  # the time of the kernel's last tick (jiffy)
-TICK_WAKE_EARLY_SECS = 0.0002
+CLOCK_MONOTONIC_COARSE = 6  # advances on kernel ticks (jiffies)
+TICK_WAKE_EARLY_SECS = 0.0005
+TICK_HANDLED_SECS = 0.0002  # the tick interrupt came 22-70 us after its time here
 
 
 def _just_after_a_kernel_tick() -> float:
-    """The time.time() of the kernel's next tick, returned just after it.
+    """The time.time() of a kernel tick (jiffy) that has just happened.
 
     Kernel timers (delayed ACKs, retransmissions) fire on ticks; starting the
     script on one, as packetdrill does, keeps their firing times and the
-    script's in step instead of up to a tick (4 ms at HZ=250) apart. The
-    coarse clock's value is the tick's own time, so a look at it a little
-    late does not move the start; one too late (this process preempted for a
-    while) waits for the next tick. Sleeping until just before the tick keeps
-    the CPU free for a run beside this one."""
+    script's in step instead of up to a tick (4 ms at HZ=250) apart. Linux
+    (5.10 on) puts its ticks on multiples of the tick period in
+    CLOCK_MONOTONIC, so this sleeps until just before the next one and spins
+    only the rest of the way, until the coarse clock moves or the tick must
+    have been handled: spinning through a whole tick, as before, took the CPU
+    from a run beside this one. (The coarse clock's value is not the tick's
+    time: here it lags by one tick, and now and then skips one.)"""
     period = time.clock_getres(CLOCK_MONOTONIC_COARSE)
     while True:
-        last_tick = time.clock_gettime(CLOCK_MONOTONIC_COARSE)
-        ticks_since = math.floor((time.monotonic() - last_tick) / period)  # >0 after an idle stretch
-        next_tick = last_tick + (ticks_since + 1) * period
+        next_tick = (math.floor(time.monotonic() / period) + 1) * period
         time.sleep(max(0.0, next_tick - TICK_WAKE_EARLY_SECS - time.monotonic()))
-        # After an idle stretch the coarse clock catches up by several ticks
-        # at once: wait for the one that is due, not one already past.
-        while (tick := time.clock_gettime(CLOCK_MONOTONIC_COARSE)) < next_tick - period / 2:
+        if time.monotonic() > next_tick:
+            continue  # woke too late for this one
+        seen = time.clock_gettime(CLOCK_MONOTONIC_COARSE)
+        while (time.clock_gettime(CLOCK_MONOTONIC_COARSE) == seen
+               and time.monotonic() < next_tick + TICK_HANDLED_SECS):
             pass
-        if time.monotonic() - tick < period / 4:
-            return time.time() - (time.monotonic() - tick)
+        if time.monotonic() - next_tick < 2 * TICK_HANDLED_SECS:  # else preempted: take the next
+            return time.time() - (time.monotonic() - next_tick)

@@ -1,5 +1,4 @@
-"""Keeping a run on time: a short scheduler slice, no timer slack, and one
-CPU for a run that runs alone.
+"""Keeping a run on time: one CPU, a short scheduler slice, no timer slack.
 
 No priority boost: with SCHED_FIFO, and even at nice -20, injected segments of
 *other* runs beside it were lost for seconds (4 of 20, and 1 of 20, IPv6
@@ -25,22 +24,23 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def keep_on_time() -> None:
     """Set up the calling process (a run's child, before it starts anything)
-    for timing; what it starts later inherits both settings."""
+    for timing; what it starts later inherits all three settings."""
+    _keep_to_one_cpu()
     _shorten_slice()
     _tighten_timer_slack()
 
 
-def stay_on_this_cpu() -> None:
-    """Keep the calling thread, and the runs it forks, on the CPU it is on.
-
-    For runs one at a time only. Alone, a run kept to one CPU has the
-    kernel's work for it (segments in, timers) there too: a delayed ACK due
-    after 40 ms left a tick (4 ms) late in 19 of 100 runs of the kernel's
-    tcp_basic_server.pkt (ipv6) unpinned, in 0 and 1 of 100 pinned. Two at a time,
-    pinning did harm: over the corpus (-j 2), that ACK was late in 7 of 9
-    runs with runs pinned (to one CPU each, or to where each started) and in
-    1 of 7 without, and only pinned runs waited 12-19 ms for their CPU."""
-    os.sched_setaffinity(0, {_libc.sched_getcpu()})
+def _keep_to_one_cpu() -> None:
+    """Stay on the CPU the run starts on (unless it was given one already).
+    The kernel's work for the run (segments in, timers) then happens there
+    too: a delayed ACK due after 40 ms left a tick (4 ms) late in 14 of 100
+    runs of the kernel's tcp_basic_server.pkt (ipv6) unpinned, in 0 of 100
+    pinned (1 of 50 in another try). Two at a time, over the whole corpus
+    (-j 2, three times each way), 8 runs failed on timing pinned so, 11 not.
+    Giving each of the two a CPU of its own instead made runs wait up to 19 ms
+    for their CPU, while the other CPU was free."""
+    if len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, {_libc.sched_getcpu()})
 
 
 def _shorten_slice() -> None:
