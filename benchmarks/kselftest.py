@@ -5,9 +5,10 @@ compare every verdict with upstream packetdrill's (verdicts.tsv).
 
 Prints one line per run that disagrees with packetdrill, the counts, the wall
 time, and inbound injection lateness (median, p99) over all runs. With
---retry-timing, runs that failed on a timing error alone are run once more
-afterwards and the counts are given again (the first ones are the verdict;
-the second say whether those failures were the machine's noise). Needs root.
+--retry-timing, runs that packetdrill passes (or flakes on) and that failed
+on a timing error alone are run once more afterwards, and the counts are
+given again (the first ones are the verdict; the second say whether those
+failures were the machine's noise). Needs root.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def same_cause(ours: str, theirs: str, warnings: tuple[str, ...] = ()) -> bool:
 
 def _timing_only(error: str | None) -> bool:
     first = first_line(error)
-    return "timing error" in first or "did not return by" in first
+    return any(words in first for words in ("timing error", "did not return by", "Bad timestamp"))
 
 
 def compare(results, upstream) -> int:
@@ -149,8 +150,8 @@ def main() -> int:
         print(f"inbound injection lateness over {len(delays)} segments: median "
               f"{statistics.median(ordered):.0f} us, p99 {p99} us, max {ordered[-1]} us")
     if args.retry_timing:
-        again = [index for index, (_, verdict) in enumerate(results)
-                 if not verdict.passed and _timing_only(verdict.error)]
+        again = [index for index, (key, verdict) in enumerate(results)
+                 if not verdict.passed and _timing_only(verdict.error) and upstream[key][0] != "fail"]
         retried = run_all([requests[index] for index in again], args.j, on_result=lambda index, verdict: None)
         for index, verdict in zip(again, retried):
             results[index] = (results[index][0], verdict)
