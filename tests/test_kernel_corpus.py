@@ -43,7 +43,7 @@ FEATURES = {
     "AccECN script read and run": "tcp_accecn_acc_ecn_disabled.pkt",
     "bad pointers reach the kernel (EFAULT)": "tcp_syscall_bad_arg_fastopen-invalid-buf-ptr.pkt",
     "blocking accept": "tcp_blocking_blocking-accept.pkt",
-    "tcp_info in Python blocks": "tcp_tcp_info_tcp-info-rwnd-limited.pkt",
+    "tcp_info in Python blocks": "tcp_tcp_info_tcp-info-last_data_recv.pkt",
 }
 SLOW_MACHINE = ("tolerance_usecs", "14000")  # what the kernel's runner adds on slow machines
 
