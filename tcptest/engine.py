@@ -397,11 +397,7 @@ class Engine:
         if kind is wire.UdpHeader:
             actual, problems = match.compare_udp(packet, dgram)
         else:
-            try:
-                numbers = wire.icmp_type_code(self.ip_version, packet.body.type_name, packet.body.code_name)
-            except ValueError as err:
-                raise RunFailure(event.loc, str(err)) from None
-            actual, problems = match.compare_icmp(packet, dgram, numbers)
+            actual, problems = match.compare_icmp(packet, dgram, self._icmp_numbers(event, packet.body))
         return captured, actual, problems
 
     def _learn_ts_base(self, conn: Connection, dgram: wire.Datagram, expected: s.TcpSegment,
@@ -538,10 +534,7 @@ class Engine:
     def _build_icmp(self, event: s.Event, packet: s.Packet, body: s.IcmpMessage) -> bytes:
         """An ICMP error from the peer about a segment the kernel sent: the
         quoted TCP header carries the kernel's live ports and seq."""
-        try:
-            icmp_type, code = wire.icmp_type_code(self.ip_version, body.type_name, body.code_name)
-        except ValueError as err:
-            raise RunFailure(event.loc, str(err)) from None
+        icmp_type, code = self._icmp_numbers(event, body)
         quoted = b""
         if body.quoted is not None:
             start, _, length = body.quoted
@@ -555,6 +548,13 @@ class Engine:
             quoted = wire.icmp_quote(wire.encode_tcp(original, tcp, length))
         icmp = wire.IcmpHeader(type=icmp_type, code=code, mtu=body.mtu, quoted=quoted)
         return wire.encode_icmp(self._inbound_ip(packet.ip), icmp)
+
+    def _icmp_numbers(self, event: s.Event, body: s.IcmpMessage) -> tuple[int, int]:
+        """(type, code) of an ICMP line for this run's IP version."""
+        try:
+            return wire.icmp_type_code(self.ip_version, body.type_name, body.code_name)
+        except ValueError as err:
+            raise RunFailure(event.loc, str(err)) from None
 
     def _build_udp(self, packet: s.Packet, body: s.UdpDatagram) -> bytes:
         udp = wire.UdpHeader(src_port=body.src_port or EPHEMERAL_PORT_BASE,

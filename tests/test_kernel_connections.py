@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from kernel_runs import WIDE_TOLERANCE, run_with_timing_retries
-from tcptest.runner import RunRequest, run
+from kernel_runs import run_text, run_with_timing_retries
+from tcptest.runner import RunRequest
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
 
@@ -48,9 +48,8 @@ def test_two_connections_of_one_listener_in_one_script(tmp_path, ip_version):
 
 
 def test_a_segment_expected_on_the_wrong_connection_fails_there(tmp_path):
-    script = tmp_path / "two_children.pkt"
-    script.write_text(TWO_CHILDREN.replace("+0 > 8080>40001 P. 1:11(10)", "+0 > 8080>40002 P. 1:11(10)"))
-    verdict = run(RunRequest(str(script), (("ip_version", "ipv4"), WIDE_TOLERANCE)))
+    verdict = run_text(tmp_path / "two_children.pkt",
+                       TWO_CHILDREN.replace("+0 > 8080>40001 P. 1:11(10)", "+0 > 8080>40002 P. 1:11(10)"))
     assert not verdict.passed
     assert verdict.line == 19, verdict.error
     assert "actual packet: > 8080>40002 P. 1:21(20)" in verdict.error

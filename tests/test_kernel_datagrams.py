@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from kernel_runs import WIDE_TOLERANCE, run_with_timing_retries
-from tcptest.runner import RunRequest, run
+from kernel_runs import run_text, run_with_timing_retries
+from tcptest.runner import RunRequest
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
 
@@ -27,30 +27,19 @@ ICMP_OUT = "0 < 40000>9999 udp (10)\n+0 > icmp unreachable port_unreachable\n"
 
 
 @pytest.mark.parametrize("ip_version", ["ipv4", "ipv6"])
-def test_udp_in_and_out(tmp_path, ip_version):
-    script = tmp_path / "udp.pkt"
-    script.write_text(UDP_BOTH_WAYS)
+@pytest.mark.parametrize("text", [UDP_BOTH_WAYS, ICMP_OUT], ids=["udp in and out", "icmp port unreachable out"])
+def test_datagrams_both_ways(tmp_path, text, ip_version):
+    script = tmp_path / "datagrams.pkt"
+    script.write_text(text)
     verdict = run_with_timing_retries(RunRequest(str(script), (("ip_version", ip_version),)))
     assert verdict.passed, verdict.error
 
 
 def test_a_wrong_udp_length_is_named(tmp_path):
-    script = tmp_path / "udp.pkt"
-    script.write_text(UDP_BOTH_WAYS.replace("> udp (20)", "> udp (21)"))
-    verdict = run(RunRequest(str(script), (("ip_version", "ipv4"), WIDE_TOLERANCE)))
+    verdict = run_text(tmp_path / "udp.pkt", UDP_BOTH_WAYS.replace("> udp (20)", "> udp (21)"))
     assert verdict.line == 7 and "live packet payload: expected 21 bytes vs actual 20 bytes" in verdict.error
 
 
-@pytest.mark.parametrize("ip_version", ["ipv4", "ipv6"])
-def test_icmp_port_unreachable_out(tmp_path, ip_version):
-    script = tmp_path / "icmp.pkt"
-    script.write_text(ICMP_OUT)
-    verdict = run_with_timing_retries(RunRequest(str(script), (("ip_version", ip_version),)))
-    assert verdict.passed, verdict.error
-
-
 def test_a_wrong_icmp_code_is_named(tmp_path):
-    script = tmp_path / "icmp.pkt"
-    script.write_text(ICMP_OUT.replace("port_unreachable", "host_unreachable"))
-    verdict = run(RunRequest(str(script), (("ip_version", "ipv4"), WIDE_TOLERANCE)))
+    verdict = run_text(tmp_path / "icmp.pkt", ICMP_OUT.replace("port_unreachable", "host_unreachable"))
     assert verdict.line == 2 and "live packet field icmp_code: expected: 1 (0x1) vs actual: 3 (0x3)" in verdict.error

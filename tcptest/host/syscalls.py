@@ -311,6 +311,12 @@ def _int_bytes(value: int, size: int = 4) -> ctypes.Array:
     return buf
 
 
+def _ellipsis_length(length: int) -> int:
+    if length < 0:
+        raise _Failure(f"a buffer of ... needs a length of 0 or more, not {length}")
+    return length
+
+
 def _encode_string(text: str) -> bytes:
     """Script strings hold byte escapes (`"\\xa1"`) as code points < 256."""
     try:
@@ -557,9 +563,7 @@ class SyscallHost:
     def _outbound(self, expr: s.Expr, length: int, op: _Operation) -> int:
         """Address of `length` bytes to send: zeros for `...`."""
         if isinstance(expr, s.EllipsisExpr):
-            if length < 0:
-                raise _Failure(f"a buffer of ... needs a length of 0 or more, not {length}")
-            return self._zeros.address(length)
+            return self._zeros.address(_ellipsis_length(length))
         if isinstance(expr, s.String):
             data = _encode_string(expr.value)
             buf = ctypes.create_string_buffer(data, max(len(data) + 1, length))
@@ -572,9 +576,7 @@ class SyscallHost:
     def _inbound(self, expr: s.Expr, length: int, op: _Operation) -> int:
         """Address of a writable buffer of `length` bytes."""
         if isinstance(expr, s.EllipsisExpr):
-            if length < 0:
-                raise _Failure(f"a buffer of ... needs a length of 0 or more, not {length}")
-            buf = ctypes.create_string_buffer(max(length, 1))
+            buf = ctypes.create_string_buffer(max(_ellipsis_length(length), 1))
             op.keep.append(buf)
             return ctypes.addressof(buf)
         if self._is_pointer_literal(expr):
