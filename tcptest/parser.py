@@ -250,7 +250,9 @@ _ECN_CODEPOINTS = ("ect0", "ect1", "ect01", "ce", "noecn")
 _ACCECN_ORDERS = (("e0b", "ceb", "e1b"), ("e1b", "ceb", "e0b"))
 _HEX = re.compile(r"[0-9a-fA-F]*")
 _MAX_TCP_OPTION_BYTES = 40
-_MAX_FAST_OPEN_COOKIE_BYTES = 16
+# packetdrill's limits: the option space left after the option's own header
+# (kind and length; FOEXP adds the 2-byte magic).
+_MAX_FAST_OPEN_COOKIE_BYTES = {"FO": _MAX_TCP_OPTION_BYTES - 2, "FOEXP": _MAX_TCP_OPTION_BYTES - 4}
 _SIMPLE_ESCAPES = {
     "n": 10, "t": 9, "r": 13, "a": 7, "b": 8, "f": 12, "v": 11, "e": 27,
     "\\": 92, '"': 34, "'": 39, "?": 63,
@@ -285,8 +287,8 @@ def _cookie(token: Token, option: str) -> str:
         return text  # an undefined name; the runner reports it
     if len(text) % 2:
         raise _at(token, f"{option} cookie must be whole bytes: an even number of hex digits, not {len(text)}")
-    if len(text) // 2 > _MAX_FAST_OPEN_COOKIE_BYTES:
-        raise _at(token, f"{option} cookie is {len(text) // 2} bytes, more than {_MAX_FAST_OPEN_COOKIE_BYTES}")
+    if len(text) // 2 > _MAX_FAST_OPEN_COOKIE_BYTES[option]:
+        raise _at(token, f"{option} cookie is {len(text) // 2} bytes, more than {_MAX_FAST_OPEN_COOKIE_BYTES[option]}")
     return text.lower()
 
 

@@ -66,7 +66,8 @@ CHECKS = [
     ("+0 < icmp packet_too_big mtu 4294967296", 30, "ICMP mtu out of range: 4294967296 (must be 0 to 4294967295)"),
     # options' contents
     ("+0 > S 0:0(0) <FO 123>", 19, "FO cookie must be whole bytes: an even number of hex digits, not 3"),
-    ("+0 > S 0:0(0) <FOEXP " + "00" * 17 + ">", 22, "FOEXP cookie is 17 bytes, more than 16"),
+    ("+0 > S 0:0(0) <FOEXP " + "00" * 37 + ">", 22, "FOEXP cookie is 37 bytes, more than 36"),
+    ("+0 > S 0:0(0) <FO " + "00" * 39 + ">", 19, "FO cookie is 39 bytes, more than 38"),
     ("+0 > S 0:0(0) <md5 0011>", 20, "md5 signature must be 16 bytes in hex (32 digits), not '0011'"),
     ("+0 > . 1:1(0) <ECN ceb 1 e0b 1>", 20, "AccECN option counters go in the order e0b ceb e1b or e1b ceb e0b"),
     ("+0 > . 1:1(0) <ECN e0b 1 e1b 1>", 20, "AccECN option counters go in the order e0b ceb e1b or e1b ceb e0b"),

@@ -1,0 +1,35 @@
+"""Where tcptest used to read or run a script otherwise than upstream
+packetdrill does, on the real kernel (root). Each script here passes under
+packetdrill on Linux 6.18 (`unshare -n packetdrill --ip_version=ipv4 x.pkt`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernel_runs import run_text
+
+pytestmark = pytest.mark.root("runs scripts against the kernel: needs root")
+
+LISTENER = """\
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
+"""
+
+# packetdrill takes a Fast Open cookie as long as the option space allows: 38
+# bytes for FO, 36 for FOEXP (whose option carries a 2-byte magic). The kernel
+# ignores a cookie that long and answers with a plain SYN-ACK.
+LONG_COOKIE = LISTENER + """\
++0 < S 0:0(0) win 65535 <{option} {cookie}>
++0 > S. 0:0(0) ack 1 <mss 1460>
++0 < . 1:1(0) ack 1 win 257
++0 accept(3, ..., ...) = 4
+"""
+
+
+@pytest.mark.parametrize("option, length", [("FO", 38), ("FOEXP", 36)])
+def test_fast_open_cookies_as_long_as_the_option_space(tmp_path, option, length):
+    cookie = bytes(range(1, length + 1)).hex()
+    verdict = run_text(tmp_path / "cookie.pkt", LONG_COOKIE.format(option=option, cookie=cookie))
+    assert verdict.passed, verdict.error
