@@ -171,10 +171,11 @@ def compare_udp(expected: s.Packet, dgram: wire.Datagram) -> tuple[s.Packet, lis
 
 
 def compare_icmp(expected: s.Packet, dgram: wire.Datagram, numbers: tuple[int, int]) -> tuple[s.Packet, list[str]]:
-    """An outbound ICMP message: its type and code, and its MTU if written."""
+    """An outbound ICMP message: its type and code, and its MTU if written.
+    The actual message is named in the script's words for its IP version."""
     exp, icmp = expected.body, dgram.transport
-    actual = s.Packet(">", s.IcmpMessage(f"type_{icmp.type}", f"code_{icmp.code}",
-                                         icmp.mtu if exp.mtu is not None else None))
+    type_name, code_name = wire.icmp_names(dgram.ip.version, icmp.type, icmp.code)
+    actual = s.Packet(">", s.IcmpMessage(type_name, code_name, icmp.mtu if exp.mtu is not None else None))
     problems = []
     for name, want, got in (("icmp_type", numbers[0], icmp.type), ("icmp_code", numbers[1], icmp.code)):
         if want != got:

@@ -31,7 +31,6 @@ from lark.lark import PostLex
 
 from .errors import ScriptError
 from .script import (
-    ICMP_TYPES,
     USECS_PER_SEC,
     AbsoluteTime,
     AccEcn,
@@ -71,6 +70,7 @@ from .script import (
     UntimedCommand,
     WindowScale,
 )
+from . import wire
 from .render import seconds
 from .source import Location, read_source
 
@@ -351,17 +351,24 @@ def _decode_string(token: Token) -> bytes:
     return bytes(out)
 
 
-def _check_icmp_name(token: Token, type_name: str | None) -> None:
-    name = token.value
-    if type_name is None:
-        if not any(name in types for types in ICMP_TYPES.values()):
-            known = sorted({n for types in ICMP_TYPES.values() for n in types})
-            raise _at(token, f"unknown ICMP type '{name}' (known: {', '.join(known)})")
-        return
-    codes = {c for types in ICMP_TYPES.values() if type_name in types for c in types[type_name][1]}
-    if name not in codes:
-        known = f" (known: {', '.join(sorted(codes))})" if codes else ""
-        raise _at(token, f"unknown ICMP code '{name}' for type '{type_name}'{known}")
+def _check_icmp_names(type_token: Token, code_token: Token | None) -> None:
+    """The names must mean something in ICMPv4 or ICMPv6 (`wire.ICMP_NAMES`,
+    or `type_N` / `code_N`); the run maps them with its own version."""
+    code_name = code_token.value if code_token is not None else None
+    errors = []
+    for version in wire.ICMP_NAMES:
+        try:
+            wire.icmp_type_code(version, type_token.value, code_name)
+            return
+        except wire.UnknownIcmpName as err:
+            errors.append(err)
+    if all(err.field == "type" for err in errors):
+        known = sorted({name for types in wire.ICMP_NAMES.values() for name in types})
+        raise _at(type_token, f"unknown ICMP type '{type_token.value}' (known: {', '.join(known)}, or type_N)")
+    codes = sorted({code for types in wire.ICMP_NAMES.values() if type_token.value in types
+                    for code in types[type_token.value][1]})
+    known = f" (known: {', '.join(codes)}, or code_N)" if codes else " (only code_N)"
+    raise _at(code_token, f"unknown ICMP code '{code_name}' for type '{type_token.value}'{known}")
 
 
 # ---------------------------------------------------------- the transformer
@@ -593,9 +600,7 @@ class _Builder(Transformer):
 
     def icmp_message(self, children):
         type_token, code_token, mtu, quoted = children
-        _check_icmp_name(type_token, None)
-        if code_token is not None:
-            _check_icmp_name(code_token, type_token.value)
+        _check_icmp_names(type_token, code_token)
         return IcmpMessage(
             type_name=type_token.value,
             code_name=code_token.value if code_token is not None else None,

@@ -259,8 +259,8 @@ class UdpDatagram:
 class IcmpMessage:
     """`icmp unreachable frag_needed mtu 800 [0:1000(1000)]`.
 
-    `type_name` and `code_name` are names from `ICMP_TYPES` (either family:
-    the IP version is known only at run time).
+    `type_name` and `code_name` are names from `wire.ICMP_NAMES` (either
+    family: the IP version is known only at run time), or `type_N`/`code_N`.
     `quoted` is the (start, end, length) of the quoted TCP segment, in script
     space, when written."""
 
@@ -268,50 +268,6 @@ class IcmpMessage:
     code_name: str | None = None
     mtu: int | None = None
     quoted: tuple[int, int, int] | None = None
-
-
-# ICMP type and code names, per IP version: name -> (number, {code name: number}).
-# A script is read before its IP version is known, so a name is accepted if
-# either table has it; the runner picks the table of the run.
-_ICMPV4_UNREACHABLE = {
-    "net_unreachable": 0, "host_unreachable": 1, "protocol_unreachable": 2,
-    "port_unreachable": 3, "frag_needed": 4, "source_route_failed": 5,
-    "net_unknown": 6, "host_unknown": 7, "source_host_isolated": 8,
-    "net_prohibited": 9, "host_prohibited": 10, "net_unreachable_for_tos": 11,
-    "host_unreachable_for_tos": 12, "packet_filtered": 13,
-    "precedence_violation": 14, "precedence_cutoff": 15,
-}
-_ICMPV6_UNREACHABLE = {
-    "no_route": 0, "admin_prohibited": 1, "beyond_scope": 2, "not_neighbor": 2,
-    "address_unreachable": 3, "port_unreachable": 4, "source_policy_failed": 5,
-    "reject_route": 6,
-}
-ICMP_TYPES: dict[str, dict[str, tuple[int, dict[str, int]]]] = {
-    "ipv4": {
-        "echo_reply": (0, {}),
-        "unreachable": (3, _ICMPV4_UNREACHABLE),
-        "source_quench": (4, {}),
-        "redirect": (5, {"net": 0, "host": 1, "tos_net": 2, "tos_host": 3}),
-        "echo_request": (8, {}),
-        "time_exceeded": (11, {"ttl_exceeded": 0, "fragment_reassembly_time_exceeded": 1}),
-        "parameter_problem": (12, {}),
-        "timestamp_request": (13, {}),
-        "timestamp_reply": (14, {}),
-        "information_request": (15, {}),
-        "information_reply": (16, {}),
-        "address_mask_request": (17, {}),
-        "address_mask_reply": (18, {}),
-    },
-    "ipv6": {
-        "unreachable": (1, _ICMPV6_UNREACHABLE),
-        "packet_too_big": (2, {}),
-        "time_exceeded": (3, {"hop_limit_exceeded": 0, "fragment_reassembly_time_exceeded": 1}),
-        "parameter_problem": (4, {"erroneous_header": 0, "unrecognized_next_header": 1,
-                                  "unrecognized_option": 2}),
-        "echo_request": (128, {}),
-        "echo_reply": (129, {}),
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)

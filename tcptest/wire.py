@@ -99,99 +99,96 @@ _FLAG_LETTERS = (("F", FIN), ("S", SYN), ("R", RST), ("P", PSH),
 _FLAG_BY_LETTER = dict(_FLAG_LETTERS)
 
 # ------------------------------------------------------------------ ICMP names
-# The names packetdrill accepts after `icmp`; a missing code means 0.
+# packetdrill's names after `icmp` (icmp_packet.c), per IP version:
+# type name -> (number, {code name: number}). A missing code means 0; `type_N`
+# and `code_N` give a number directly. The parser checks names against both
+# versions (a script is read before its run's version is known); a run maps
+# them with its own.
 
-ICMPV4_TYPES = {
-    "echo_reply": 0,
-    "unreachable": 3,
-    "source_quench": 4,
-    "redirect": 5,
-    "echo_request": 8,
-    "time_exceeded": 11,
-    "parameter_problem": 12,
-    "timestamp_request": 13,
-    "timestamp_reply": 14,
-    "information_request": 15,
-    "information_reply": 16,
-    "address_mask_request": 17,
-    "address_mask_reply": 18,
-}
 ICMPV4_UNREACHABLE = 3
 ICMPV4_FRAG_NEEDED = 4
-ICMPV4_CODES = {
-    ICMPV4_UNREACHABLE: {
-        "net_unreachable": 0,
-        "host_unreachable": 1,
-        "protocol_unreachable": 2,
-        "port_unreachable": 3,
-        "frag_needed": 4,
-        "source_route_failed": 5,
-        "net_unknown": 6,
-        "host_unknown": 7,
-        "source_host_isolated": 8,
-        "net_prohibited": 9,
-        "host_prohibited": 10,
-        "net_unreachable_for_tos": 11,
-        "host_unreachable_for_tos": 12,
-        "packet_filtered": 13,
-        "precedence_violation": 14,
-        "precedence_cutoff": 15,
-    },
-}
-ICMPV6_TYPES = {
-    "unreachable": 1,
-    "packet_too_big": 2,
-    "time_exceeded": 3,
-    "parameter_problem": 4,
-    "echo_request": 128,
-    "echo_reply": 129,
-}
 ICMPV6_UNREACHABLE = 1
 ICMPV6_PACKET_TOO_BIG = 2
-ICMPV6_CODES = {
-    ICMPV6_UNREACHABLE: {
-        "no_route": 0,
-        "admin_prohibited": 1,
-        "beyond_scope": 2,
-        "address_unreachable": 3,
-        "port_unreachable": 4,
+ICMP_NAMES: dict[int, dict[str, tuple[int, dict[str, int]]]] = {
+    4: {
+        "echo_reply": (0, {}),
+        "unreachable": (ICMPV4_UNREACHABLE, {
+            "net_unreachable": 0, "host_unreachable": 1, "protocol_unreachable": 2,
+            "port_unreachable": 3, "frag_needed": ICMPV4_FRAG_NEEDED, "source_route_failed": 5,
+            "net_unknown": 6, "host_unknown": 7, "source_host_isolated": 8,
+            "net_prohibited": 9, "host_prohibited": 10, "net_unreachable_for_tos": 11,
+            "host_unreachable_for_tos": 12, "packet_filtered": 13,
+            "precedence_violation": 14, "precedence_cutoff": 15,
+        }),
+        "source_quench": (4, {}),
+        "redirect": (5, {}),
+        "echo_request": (8, {}),
+        "time_exceeded": (11, {}),
+        "parameter_problem": (12, {}),
+        "timestamp_request": (13, {}),
+        "timestamp_reply": (14, {}),
+        "information_request": (15, {}),
+        "information_reply": (16, {}),
+        "address_mask_request": (17, {}),
+        "address_mask_reply": (18, {}),
+    },
+    6: {
+        "unreachable": (ICMPV6_UNREACHABLE, {
+            "net_unreachable": 0, "no_route": 0, "admin_prohibited": 1, "not_neighbour": 2,
+            "address_unreachable": 3, "port_unreachable": 4,
+        }),
+        "packet_too_big": (ICMPV6_PACKET_TOO_BIG, {}),
+        "time_exceeded": (3, {"exceeded_hop_limit": 0, "exceeded_frag_time": 1}),
+        "parameter_problem": (4, {"header_field": 0, "unknown_next_header": 1, "unknown_option": 2}),
+        "echo_request": (128, {}),
+        "echo_reply": (129, {}),
     },
 }
+
+
+class UnknownIcmpName(ValueError):
+    """A name `icmp_type_code` does not know; `field` is "type" or "code"."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def icmp_type_code(ip_version: int, type_name: str, code_name: str | None) -> tuple[int, int]:
+    """Map packetdrill's `icmp TYPE [CODE]` names to numbers, for one IP
+    version. Raises UnknownIcmpName naming the known names."""
+    if ip_version not in ICMP_NAMES:
+        raise ValueError(f"IP version must be 4 or 6, not {ip_version}")
+    types, family = ICMP_NAMES[ip_version], f"ICMPv{ip_version}"
+    icmp_type, codes = types.get(type_name, (_numbered_name(type_name, "type_"), {}))
+    if icmp_type is None:
+        raise UnknownIcmpName(f"unknown {family} type {type_name!r}; known types: "
+                              f"{', '.join(types)} (or type_N)", "type")
+    if code_name is None:
+        return icmp_type, 0
+    code = codes.get(code_name, _numbered_name(code_name, "code_"))
+    if code is None:
+        names = f"{', '.join(codes)} (or code_N)" if codes else "only code_N"
+        raise UnknownIcmpName(f"unknown {family} code {code_name!r} for type {type_name!r}; "
+                              f"known codes: {names}", "code")
+    return icmp_type, code
+
+
+def icmp_names(ip_version: int, icmp_type: int, code: int) -> tuple[str, str | None]:
+    """The script's words for a (type, code) of this IP version: the first
+    name the table gives each, else `type_N` / `code_N` (none for an unnamed 0)."""
+    type_name, codes = next(((name, codes) for name, (number, codes) in ICMP_NAMES[ip_version].items()
+                             if number == icmp_type), (f"type_{icmp_type}", {}))
+    unnamed = None if code == 0 else f"code_{code}"
+    return type_name, next((name for name, number in codes.items() if number == code), unnamed)
+
+
 # RFC 4443 2.4(c): an ICMPv6 error must fit in the minimum MTU.
 IPV6_MIN_MTU = 1280
 
 
-def icmp_type_code(ip_version: int, type_name: str, code_name: str | None) -> tuple[int, int]:
-    """Map packetdrill's `icmp TYPE [CODE]` names to numbers.
-
-    Besides the names, `type_N` and `code_N` give a number directly, as in
-    packetdrill. Raises ValueError naming the known names."""
-    if ip_version == 4:
-        types, codes, family = ICMPV4_TYPES, ICMPV4_CODES, "ICMPv4"
-    elif ip_version == 6:
-        types, codes, family = ICMPV6_TYPES, ICMPV6_CODES, "ICMPv6"
-    else:
-        raise ValueError(f"IP version must be 4 or 6, not {ip_version}")
-    icmp_type = types.get(type_name)
-    if icmp_type is None:
-        icmp_type = _numbered_name(type_name, "type_")
-    if icmp_type is None:
-        raise ValueError(f"unknown {family} type {type_name!r}; known types: "
-                         f"{', '.join(types)} (or type_N)")
-    if code_name is None:
-        return icmp_type, 0
-    known = codes.get(icmp_type, {})
-    code = known.get(code_name)
-    if code is None:
-        code = _numbered_name(code_name, "code_")
-    if code is None:
-        names = f"{', '.join(known)} (or code_N)" if known else "only code_N"
-        raise ValueError(f"unknown {family} code {code_name!r} for type {type_name!r}; "
-                         f"known codes: {names}")
-    return icmp_type, code
-
-
 def _numbered_name(name: str, prefix: str) -> int | None:
+    """`type_3` -> 3 (for prefix "type_"), None if `name` is not of that form."""
     digits = name[len(prefix):]
     if name.startswith(prefix) and digits.isdigit() and int(digits) <= 255:
         return int(digits)

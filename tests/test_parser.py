@@ -306,6 +306,9 @@ def test_ports():
         ("+0 < icmp unreachable port_unreachable", IcmpMessage("unreachable", "port_unreachable")),
         ("+0 < icmp unreachable no_route", IcmpMessage("unreachable", "no_route")),
         ("+0 < icmp time_exceeded", IcmpMessage("time_exceeded")),
+        ("+0 < icmp unreachable not_neighbour", IcmpMessage("unreachable", "not_neighbour")),
+        ("+0 < icmp parameter_problem unknown_next_header", IcmpMessage("parameter_problem", "unknown_next_header")),
+        ("+0 < icmp type_3 code_1", IcmpMessage("type_3", "code_1")),
     ],
 )
 def test_udp_and_icmp(line, body):

@@ -78,8 +78,10 @@ CHECKS = [
     # ICMP
     ("+0 < icmp unreachble", 11, "unknown ICMP type 'unreachble' (known: address_mask_reply, address_mask_request, "
      "echo_reply, echo_request, information_reply, information_request, packet_too_big, parameter_problem, "
-     "redirect, source_quench, time_exceeded, timestamp_reply, timestamp_request, unreachable)"),
-    ("+0 < icmp packet_too_big frag_needed", 26, "unknown ICMP code 'frag_needed' for type 'packet_too_big'"),
+     "redirect, source_quench, time_exceeded, timestamp_reply, timestamp_request, unreachable, or type_N)"),
+    ("+0 < icmp packet_too_big frag_needed", 26, "unknown ICMP code 'frag_needed' for type 'packet_too_big' (only code_N)"),
+    ("+0 < icmp time_exceeded ttl_exceeded", 25, "unknown ICMP code 'ttl_exceeded' for type 'time_exceeded' "
+     "(known: exceeded_frag_time, exceeded_hop_limit, or code_N)"),
     ("+0 < 80>90 icmp unreachable", 6, "ports are written for TCP and UDP packets, not ICMP"),
     # times
     ("-1 close(3) = 0", 1, "negative time"),

@@ -301,10 +301,20 @@ def test_icmpv6_unreachable():
     (4, "echo_request", None, (8, 0)),
     (4, "time_exceeded", "code_1", (11, 1)),
     (4, "type_42", "code_7", (42, 7)),
-    (6, "unreachable", "beyond_scope", (1, 2)),
+    # ICMPv6 as packetdrill spells it (checked on the wire of its runs)
+    (6, "unreachable", "net_unreachable", (1, 0)),
+    (6, "unreachable", "no_route", (1, 0)),
     (6, "unreachable", "admin_prohibited", (1, 1)),
+    (6, "unreachable", "not_neighbour", (1, 2)),
+    (6, "unreachable", "address_unreachable", (1, 3)),
+    (6, "unreachable", "port_unreachable", (1, 4)),
+    (6, "time_exceeded", "exceeded_hop_limit", (3, 0)),
+    (6, "time_exceeded", "exceeded_frag_time", (3, 1)),
+    (6, "parameter_problem", "header_field", (4, 0)),
+    (6, "parameter_problem", "unknown_next_header", (4, 1)),
+    (6, "parameter_problem", "unknown_option", (4, 2)),
     (6, "packet_too_big", None, (2, 0)),
-    (6, "parameter_problem", None, (4, 0)),
+    (6, "type_3", "code_1", (3, 1)),
 ])
 def test_icmp_names(version, type_name, code_name, expected):
     assert wire.icmp_type_code(version, type_name, code_name) == expected
@@ -314,13 +324,28 @@ def test_icmp_names(version, type_name, code_name, expected):
     (4, "packet_too_big", None, "known types: echo_reply, unreachable"),
     (6, "source_quench", None, "unknown ICMPv6 type 'source_quench'"),
     (4, "unreachable", "no_route", "known codes: net_unreachable, host_unreachable"),
-    (6, "unreachable", "frag_needed", "known codes: no_route, admin_prohibited"),
+    (6, "unreachable", "frag_needed", "known codes: net_unreachable, no_route, admin_prohibited"),
+    (6, "unreachable", "beyond_scope", "unknown ICMPv6 code 'beyond_scope'"),
+    (4, "time_exceeded", "ttl_exceeded", "only code_N"),
     (4, "echo_request", "bogus", "only code_N"),
     (4, "type_300", None, "unknown ICMPv4 type"),
 ])
 def test_icmp_bad_names(version, type_name, code_name, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(wire.UnknownIcmpName, match=message):
         wire.icmp_type_code(version, type_name, code_name)
+
+
+@pytest.mark.parametrize("version,numbers,names", [
+    (4, (3, 4), ("unreachable", "frag_needed")),
+    (4, (3, 0), ("unreachable", "net_unreachable")),
+    (4, (11, 0), ("time_exceeded", None)),
+    (4, (11, 1), ("time_exceeded", "code_1")),
+    (6, (1, 4), ("unreachable", "port_unreachable")),
+    (6, (42, 7), ("type_42", "code_7")),
+])
+def test_icmp_numbers_named_as_a_script_writes_them(version, numbers, names):
+    assert wire.icmp_names(version, *numbers) == names
+    assert wire.icmp_type_code(version, *names) == numbers
 
 
 # ------------------------------------------------------------ flags helpers
