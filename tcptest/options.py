@@ -74,7 +74,12 @@ class RunOptions:
         return ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
 
     @property
-    def remote_prefix_len(self) -> int:
+    def remote_prefix_len(self) -> int | None:
+        """What packetdrill routes through the gateway: the remote address
+        itself (None) when --remote_ip gives it, else the default's prefix
+        (192.0.2.0/24, 2001:db8::/32)."""
+        if self.remote_ip:
+            return None
         return 32 if self.uses_ipv6_device else 24
 
     def tolerance_usecs_for(self, gap_usecs: int) -> int:

@@ -33,3 +33,20 @@ def test_fast_open_cookies_as_long_as_the_option_space(tmp_path, option, length)
     cookie = bytes(range(1, length + 1)).hex()
     verdict = run_text(tmp_path / "cookie.pkt", LONG_COOKIE.format(option=option, cookie=cookie))
     assert verdict.passed, verdict.error
+
+
+# packetdrill routes the remote address itself through the gateway when
+# --remote_ip names it (as the kernel's selftest runner does), so a script can
+# change that route; a route's advmss is what the SYN-ACK then announces.
+ADVMSS_ROUTE = """\
+--remote_ip=192.0.2.1
+0 `ip route change 192.0.2.1 via 192.168.0.1 dev tun0 advmss 600`
+""" + LISTENER + """\
++0 < S 0:0(0) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 1 <mss 600>
+"""
+
+
+def test_a_script_changes_the_route_to_the_remote_address(tmp_path):
+    verdict = run_text(tmp_path / "advmss.pkt", ADVMSS_ROUTE)
+    assert verdict.passed, verdict.error
