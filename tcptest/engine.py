@@ -533,19 +533,19 @@ class Engine:
 
     def _build_icmp(self, event: s.Event, packet: s.Packet, body: s.IcmpMessage) -> bytes:
         """An ICMP error from the peer about a segment the kernel sent: the
-        quoted TCP header carries the kernel's live ports and seq."""
+        quoted TCP header carries the kernel's live ports and seq. A line
+        that quotes nothing quotes seq 0 (the kernel's ISN) without payload,
+        as packetdrill does: the kernel ignores an ICMP error quoting nothing."""
         icmp_type, code = self._icmp_numbers(event, body)
-        quoted = b""
-        if body.quoted is not None:
-            start, _, length = body.quoted
-            conn = self.current
-            seqmap = conn.seqmap if conn else SeqMap()
-            tcp = wire.TcpHeader(
-                src_port=conn.local_port if conn else self.options.bind_port,
-                dst_port=conn.remote_port if conn else EPHEMERAL_PORT_BASE,
-                seq=seqmap.local_to_live(start, False), ack=0, flags=wire.ACK, window=0)
-            original = wire.IpHeader(version=self.ip_version, src=self.local_ip, dst=self.remote_ip)
-            quoted = wire.icmp_quote(wire.encode_tcp(original, tcp, length))
+        start, _, length = body.quoted if body.quoted is not None else (0, 0, 0)
+        conn = self.current
+        seqmap = conn.seqmap if conn else SeqMap()
+        tcp = wire.TcpHeader(
+            src_port=conn.local_port if conn else self.options.bind_port,
+            dst_port=conn.remote_port if conn else EPHEMERAL_PORT_BASE,
+            seq=seqmap.local_to_live(start, False), ack=0, flags=wire.ACK, window=0)
+        original = wire.IpHeader(version=self.ip_version, src=self.local_ip, dst=self.remote_ip)
+        quoted = wire.icmp_quote(wire.encode_tcp(original, tcp, length))
         icmp = wire.IcmpHeader(type=icmp_type, code=code, mtu=body.mtu, quoted=quoted)
         return wire.encode_icmp(self._inbound_ip(packet.ip), icmp)
 

@@ -279,3 +279,15 @@ def test_what_a_timed_command_printed_is_a_warning_at_its_line():
 
 def test_a_command_that_printed_nothing_leaves_no_warning():
     assert run("0 `true`\n", FakeKernel()).warnings == ()
+
+
+@pytest.mark.parametrize("quote, seq", [("", KERNEL_ISN), (" [1:11(10)]", KERNEL_ISN + 1)])
+def test_an_icmp_error_quotes_the_kernels_ports_and_seq_even_unwritten(quote, seq):
+    kernel = FakeKernel({0: [(50, syn_ack(1))]})
+    run(PASSIVE_OPEN.replace("+.1 < . 1:1(0) ack 1 win 257", f"+0 < icmp unreachable host_unreachable{quote}"),
+        kernel)
+    icmp = kernel.injected[1].transport
+    original = wire.decode(icmp.quoted + bytes(40))  # the quote is cut short: pad it to decode
+    assert (original.ip.src, original.ip.dst) == (LOCAL, REMOTE)
+    assert (original.transport.src_port, original.transport.dst_port) == (8080, 40000)
+    assert original.transport.seq == seq

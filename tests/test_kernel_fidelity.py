@@ -50,3 +50,38 @@ ADVMSS_ROUTE = """\
 def test_a_script_changes_the_route_to_the_remote_address(tmp_path):
     verdict = run_text(tmp_path / "advmss.pkt", ADVMSS_ROUTE)
     assert verdict.passed, verdict.error
+
+
+# An ICMP line that quotes no segment quotes the connection's seq 0 (the
+# kernel's ISN) without payload, as packetdrill does; that is what makes the
+# kernel take it for a connection not yet established. The quote, written or
+# not, is looked up by the kernel's ports and checked against its ISN.
+SYN_RECV_UNREACHABLE = LISTENER + """\
++0 < S 0:0(0) win 65535 <mss 1460>
++0 > S. 0:0(0) ack 1 <mss 1460>
++.01 < icmp unreachable host_unreachable{quote}
+// the request is gone: the peer's ACK finds no connection
++.01 < . 1:1(0) ack 1 win 257
++0 > R 1:1(0)
+"""
+
+# SYN-data too big for the path: the kernel sends the SYN again at once, plain,
+# with the MSS the ICMP's MTU leaves (800 - 40).
+SYN_DATA_FRAG_NEEDED = """\
+0 `sysctl -q net.ipv4.tcp_fastopen=0x5`
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 sendto(3, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000
++0 > S 0:1000(1000) <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 10>
++.01 < icmp unreachable frag_needed mtu 800{quote}
++0 > S 0:0(0) <mss 760,sackOK,TS val 110 ecr 0,nop,wscale 10>
+"""
+
+
+@pytest.mark.parametrize("text, quote", [
+    (SYN_RECV_UNREACHABLE, ""), (SYN_RECV_UNREACHABLE, " [0:0(0)]"),
+    (SYN_DATA_FRAG_NEEDED, ""), (SYN_DATA_FRAG_NEEDED, " [0:1000(1000)]"),
+], ids=["syn_recv unquoted", "syn_recv quoted", "syn-data unquoted", "syn-data quoted"])
+def test_icmp_for_a_connection_not_yet_established(tmp_path, text, quote):
+    verdict = run_text(tmp_path / "icmp.pkt", text.format(quote=quote))
+    assert verdict.passed, verdict.error
