@@ -31,7 +31,6 @@ class RunOptions:
     strict_segments: bool = False
     non_fatal: frozenset[str] = frozenset()
     init_scripts: tuple[str, ...] = ()
-    defines: tuple[tuple[str, str], ...] = ()
     send_omit_free: bool = False
     verbose: bool = False
     dry_run: bool = False
@@ -130,8 +129,10 @@ def apply_option(options: RunOptions, name: str, value: str | None) -> RunOption
     if name in ("define", "D"):
         if value is None or "=" not in value:
             raise OptionError(f"--define needs NAME=VALUE, got {value!r}")
-        key, _, val = value.partition("=")
-        return replace(options, defines=options.defines + ((key, val),))
+        # Defines act while the script is read (parser.parse_script takes the
+        # command line's; the script's own lines apply as they are lexed), so
+        # they are no run option: only checked here.
+        return options
     if name == "non_fatal":
         kinds = frozenset(v.strip() for v in (value or "").split(",") if v.strip())
         unknown = kinds - {"packet", "syscall"}

@@ -85,3 +85,12 @@ SYN_DATA_FRAG_NEEDED = """\
 def test_icmp_for_a_connection_not_yet_established(tmp_path, text, quote):
     verdict = run_text(tmp_path / "icmp.pkt", text.format(quote=quote))
     assert verdict.passed, verdict.error
+
+
+# Upstream packetdrill takes --non_fatal=syscall and never reads it (its
+# config flag is set, nowhere tested): a call with the wrong result still
+# fails the script there, and so it does here.
+def test_non_fatal_syscall_leaves_a_wrong_call_fatal_as_packetdrill_does(tmp_path):
+    verdict = run_text(tmp_path / "call.pkt", "--non_fatal=syscall\n" + LISTENER + "+0 write(3, ..., 10) = 10\n")
+    assert verdict.line == 6, verdict.error
+    assert "runtime error in write call: Expected result 10 but got -1 with errno 32 (Broken pipe)" in verdict.error

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tcptest.options import RunOptions
+from tcptest.options import OptionError, RunOptions, apply_option
 
 
 @pytest.mark.parametrize("options, prefix_len", [
@@ -16,3 +16,9 @@ from tcptest.options import RunOptions
 ])
 def test_the_route_through_the_gateway_is_packetdrills(options, prefix_len):
     assert options.remote_prefix_len == prefix_len
+
+
+def test_defines_are_checked_but_act_only_when_the_script_is_read():
+    with pytest.raises(OptionError, match="--define needs NAME=VALUE"):
+        apply_option(RunOptions(), "define", "TFO_COOKIE")
+    assert apply_option(RunOptions(), "D", "TFO_COOKIE=00") == RunOptions()
