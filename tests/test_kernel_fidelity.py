@@ -94,3 +94,39 @@ def test_non_fatal_syscall_leaves_a_wrong_call_fatal_as_packetdrill_does(tmp_pat
     verdict = run_text(tmp_path / "call.pkt", "--non_fatal=syscall\n" + LISTENER + "+0 write(3, ..., 10) = 10\n")
     assert verdict.line == 6, verdict.error
     assert "runtime error in write call: Expected result 10 but got -1 with errno 32 (Broken pipe)" in verdict.error
+
+
+# A Fast Open client: a cookie learned on one connection goes out with the
+# SYN-data of the next ones, also after a SYN-ACK that acknowledged more than
+# the SYN-data (which the client answers with a RST).
+FAST_OPEN_CLIENT = """\
+0 `sysctl -q net.ipv4.tcp_fastopen=0x1`
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 sendto(3, ..., 0, MSG_FASTOPEN, ..., ...) = -1 EINPROGRESS (Operation now in progress)
++0 > S 0:0(0) <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 10,FO,nop,nop>
++0 < S. 123:123(0) ack 1 win 14600 <mss 1460,nop,nop,sackOK,nop,wscale 6,FO abcd1234,nop,nop>
++0 > . 1:1(0) ack 1
++0 close(3) = 0
++0 > F. 1:1(0) ack 1
++0 < F. 1:1(0) ack 2 win 92
++0 > . 2:2(0) ack 2
+
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
++0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 sendto(4, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000
++0 > S 0:1000(1000) <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 10,FO abcd1234,nop,nop>
++.01 < S. 1000:1000(0) ack 2001 win 14600 <mss 1460,nop,nop,sackOK,nop,wscale 6>
++0 > R 2001:2001(0)
++0 close(4) = 0
+
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 5
++0 fcntl(5, F_SETFL, O_RDWR|O_NONBLOCK) = 0
++0 sendto(5, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000
++0 > S 0:1000(1000) <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 10,FO abcd1234,nop,nop>
+"""
+
+
+def test_a_fast_open_client_keeps_its_cookie_after_an_over_acknowledging_syn_ack(tmp_path):
+    verdict = run_text(tmp_path / "fo_client.pkt", "--unexpected=fail\n" + FAST_OPEN_CLIENT)
+    assert verdict.passed, verdict.error
