@@ -15,7 +15,7 @@ from typing import Callable, Generator
 from . import match, wire
 from . import script as s
 from .errors import RunFailure
-from .options import RunOptions
+from .plan import Plan
 from .render import render_packet, render_syscall
 from .seq import SeqMap, seq_diff, u32
 
@@ -152,15 +152,15 @@ def _sec(usecs: int) -> str:
 
 
 class Engine:
-    """Runs one script. Use: `gen = Engine(script, options).run()`, then
+    """Runs one planned script. Use: `gen = Engine(make_plan(script, options)).run()`, then
     `request = next(gen)`, `request = gen.send(response)` ... until StopIteration
     carries the `Outcome`; a failure is raised as `RunFailure`."""
 
-    def __init__(self, script: s.Script, options: RunOptions,
-                 trace: Callable[[str], None] | None = None):
-        self.script = script
-        self.options = options
-        self.ip_version = 6 if options.ip_version == "ipv6" else 4
+    def __init__(self, plan: Plan, trace: Callable[[str], None] | None = None):
+        self.plan = plan
+        self.script = plan.script
+        self.options = options = plan.options
+        self.ip_version = plan.wire_version
         self.local_ip = options.live_local_ip
         self.remote_ip = options.live_remote_ip
         self.connections: list[Connection] = []
@@ -172,12 +172,7 @@ class Engine:
         self.trace = trace or (lambda line: None)
         self.inject_delays: list[int] = []
         self._next_remote_port = EPHEMERAL_PORT_BASE
-        # A script that names ports drives several connections at once: frames
-        # of one are kept while lines about another are matched.
-        self.names_ports = any(
-            isinstance(ev.action, s.Packet) and isinstance(ev.action.body, s.TcpSegment)
-            and (ev.action.body.src_port is not None or ev.action.body.dst_port is not None)
-            for ev in script.events)
+        self.names_ports = plan.names_ports
         # anchors, in usecs since the start
         self.prev_live = 0
         self.prev_script = 0
@@ -310,10 +305,7 @@ class Engine:
                 self._unexpected(last, captured, dgram, conn, "which no line of the script expects")
 
     def _next_outbound_is_any_time(self) -> bool:
-        for later in self.script.events[self.position:]:
-            if isinstance(later.action, s.Packet) and later.action.direction == ">":
-                return isinstance(later.time, (s.AnyTime, s.TimeRange))
-        return False
+        return self.plan.next_outbound_is_flexible[self.position]
 
     def _next_frame(self, deadline: int | None) -> Generator[Request, Response, Captured | None]:
         if self.frames:
@@ -397,7 +389,7 @@ class Engine:
         if kind is wire.UdpHeader:
             actual, problems = match.compare_udp(packet, dgram)
         else:
-            actual, problems = match.compare_icmp(packet, dgram, self._icmp_numbers(event, packet.body))
+            actual, problems = match.compare_icmp(packet, dgram, self.plan.icmp_numbers[self.position])
         return captured, actual, problems
 
     def _learn_ts_base(self, conn: Connection, dgram: wire.Datagram, expected: s.TcpSegment,
@@ -519,7 +511,7 @@ class Engine:
                 frame = self._build_inbound(event, packet, body, conn)
                 gso_size = self._gso_size(body)
             elif isinstance(body, s.IcmpMessage):
-                frame = self._build_icmp(event, packet, body)
+                frame = self._build_icmp(packet, body)
             else:
                 frame = self._build_udp(packet, body)
         except wire.EncodeError as err:
@@ -531,12 +523,12 @@ class Engine:
         self._late_check(event, "inbound packet", scheduled, done.at)
         self._happened(scheduled, done.at, inbound=True)
 
-    def _build_icmp(self, event: s.Event, packet: s.Packet, body: s.IcmpMessage) -> bytes:
+    def _build_icmp(self, packet: s.Packet, body: s.IcmpMessage) -> bytes:
         """An ICMP error from the peer about a segment the kernel sent: the
         quoted TCP header carries the kernel's live ports and seq. A line
         that quotes nothing quotes seq 0 (the kernel's ISN) without payload,
         as packetdrill does: the kernel ignores an ICMP error quoting nothing."""
-        icmp_type, code = self._icmp_numbers(event, body)
+        icmp_type, code = self.plan.icmp_numbers[self.position]
         start, _, length = body.quoted if body.quoted is not None else (0, 0, 0)
         conn = self.current
         seqmap = conn.seqmap if conn else SeqMap()
@@ -548,13 +540,6 @@ class Engine:
         quoted = wire.icmp_quote(wire.encode_tcp(original, tcp, length))
         icmp = wire.IcmpHeader(type=icmp_type, code=code, mtu=body.mtu, quoted=quoted)
         return wire.encode_icmp(self._inbound_ip(packet.ip), icmp)
-
-    def _icmp_numbers(self, event: s.Event, body: s.IcmpMessage) -> tuple[int, int]:
-        """(type, code) of an ICMP line for this run's IP version."""
-        try:
-            return wire.icmp_type_code(self.ip_version, body.type_name, body.code_name)
-        except ValueError as err:
-            raise RunFailure(event.loc, str(err)) from None
 
     def _build_udp(self, packet: s.Packet, body: s.UdpDatagram) -> bytes:
         udp = wire.UdpHeader(src_port=body.src_port or EPHEMERAL_PORT_BASE,

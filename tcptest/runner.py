@@ -20,13 +20,14 @@ from .errors import TcptestError
 from .host.commands import CommandRunner
 from .host.isolation import run_isolated
 from .host.scheduling import keep_on_time
-from .host.syscalls import CallEnvironment, SyscallHost, check_syscall
+from .host.syscalls import CallEnvironment, SyscallHost
 from .host.tun import TunConfig, TunDevice
 from .options import RunOptions, resolve
 from .parser import parse_file
 from .pcap import PcapWriter, load_scapy_writer
+from .plan import Plan, make_plan
 from .pycode import PythonBlocks
-from .script import Script, Syscall
+from .script import Script
 
 # A run that goes on longer than this is stopped: the longest corpus script
 # takes about 10 s; a hang must not hold a CI job forever.
@@ -71,15 +72,11 @@ def script_ip_versions(script: Script) -> tuple[str, ...]:
 
 
 def load(request: RunRequest) -> tuple[Script, RunOptions]:
-    """Parse and resolve options, without running anything (also `--dry_run`)."""
+    """Parse and resolve options, without running anything."""
     defines = dict(value.partition("=")[::2]
                    for name, value in request.command_line if name in ("define", "D") and value)
     script = parse_file(request.path, defines)
-    options = resolve(script.options, request.command_line)
-    for event in script.events:  # unknown calls and symbols fail before the clock starts
-        if isinstance(event.action, Syscall):
-            check_syscall(event.action, event.loc, options.ip_version)
-    return script, options
+    return script, resolve(script.options, request.command_line)
 
 
 def run(request: RunRequest, trace: Callable[[str], None] | None = None) -> Verdict:
@@ -87,14 +84,14 @@ def run(request: RunRequest, trace: Callable[[str], None] | None = None) -> Verd
     started = time.monotonic()
     ip_version = dict(request.command_line).get("ip_version") or "ipv4"
     try:
-        script, options = load(request)
-        ip_version = options.ip_version
-        if options.dry_run:
+        plan = make_plan(*load(request))  # what fails before the clock starts (also `--dry_run`)
+        ip_version = plan.options.ip_version
+        if plan.options.dry_run:
             return Verdict(request.path, ip_version, True, duration=time.monotonic() - started)
         pcap_path = _pcap_path(request, ip_version)
         if pcap_path:
             load_scapy_writer()
-        outcome = run_isolated(lambda: _run_here(script, options, pcap_path, trace),
+        outcome = run_isolated(lambda: _run_here(plan, pcap_path, trace),
                                timeout=RUN_TIMEOUT_SECS)
     except RuntimeError as err:  # a bug of ours in the child, with its traceback
         return Verdict(request.path, ip_version, False, error=f"internal error: {err}",
@@ -116,8 +113,9 @@ def _pcap_path(request: RunRequest, ip_version: str) -> str | None:
     return str(Path(request.pcap_dir) / f"{Path(request.path).stem}.{ip_version}.pcap")
 
 
-def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace) -> e.Outcome:
+def _run_here(plan: Plan, pcap_path: str | None, trace) -> e.Outcome:
     """Inside the namespace: device, init command, the events, cleanup."""
+    script, options = plan.script, plan.options
     # A full collection over everything the parent had (pytest, many parsed
     # scripts) can stall the run for tens of milliseconds, and a run is short:
     # the child leaves what it inherited alone and collects nothing.
@@ -135,7 +133,7 @@ def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace)
     pcap = PcapWriter(pcap_path) if pcap_path else None
     try:
         with TunDevice(config) as tun:
-            return _run_events(script, options, commands, tun, pcap, trace, notes)
+            return _run_events(plan, commands, tun, pcap, trace, notes)
     except TcptestError as err:
         err.warnings = tuple(notes.lines)
         raise
@@ -160,14 +158,15 @@ class Notes:
             self.lines.append(f"{loc or what}: command printed:\n{output}")
 
 
-def _run_events(script: Script, options: RunOptions, commands: CommandRunner, tun: TunDevice,
+def _run_events(plan: Plan, commands: CommandRunner, tun: TunDevice,
                 pcap: PcapWriter | None, trace, notes: Notes) -> e.Outcome:
+    script, options = plan.script, plan.options
     init_ran = False
     calls = SyscallHost(CallEnvironment(
         ip_version=options.ip_version, local_ip=options.live_local_ip,
         remote_ip=options.live_remote_ip, bind_port=options.bind_port,
         connect_port=options.connect_port, tolerance_usecs=options.tolerance_usecs))
-    engine = e.Engine(script, options, trace)
+    engine = e.Engine(plan, trace)
     try:
         if script.init:
             init_ran = True

@@ -16,6 +16,7 @@ from tcptest import wire
 from tcptest.errors import RunFailure
 from tcptest.options import RunOptions
 from tcptest.parser import parse_script
+from tcptest.plan import make_plan
 
 LOCAL, REMOTE = "192.168.0.2", "192.0.2.1"
 KERNEL_ISN = 1_000_000
@@ -84,7 +85,7 @@ class FakeKernel:
 
 def run(text: str, kernel: FakeKernel, **options) -> e.Outcome:
     script = parse_script(textwrap.dedent(text), "t.pkt")
-    steps = e.Engine(script, replace(RunOptions(), **options)).run()
+    steps = e.Engine(make_plan(script, replace(RunOptions(), **options))).run()
     response = None
     while True:
         try:

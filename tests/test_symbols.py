@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tcptest import symbols
-from tcptest.host.syscalls import SYSCALL_NAMES
+from tcptest.calls import CALLS
 
 CORPUS = Path(__file__).parents[1].parent / "shared/corpus/kselftest"
 
@@ -87,7 +87,7 @@ _BLOCKS = re.compile(r"`.*?`|%\{.*?\}%", re.S)
 def _calls(text: str):
     """(name, argument text, text after `=`) of every system call."""
     text = _BLOCKS.sub(" ", _COMMENTS.sub(" ", text))
-    names = "|".join(SYSCALL_NAMES)
+    names = "|".join(CALLS)
     for match in re.finditer(rf"\b({names})\(", text):
         depth, index = 1, match.end()
         while depth:

@@ -18,8 +18,8 @@ import traceback
 import pytest
 
 from tcptest import script as s
-from tcptest.errors import RunFailure, ScriptError
-from tcptest.host.syscalls import CallEnvironment, SyscallHost, check_syscall
+from tcptest.errors import RunFailure
+from tcptest.host.syscalls import CallEnvironment, SyscallHost
 from tcptest.source import Location
 
 CLONE_NEWNET = 0x40000000
@@ -129,16 +129,6 @@ def test_unknown_symbol_and_unknown_call():
         "t.pkt:7: unknown symbol: 'SOCK_STREEM'"
     assert failure(host, call("frobnicate", 3)) == "t.pkt:7: Unknown system call: 'frobnicate'"
     assert host.live_fds() == []
-
-
-def test_check_syscall_rejects_before_running():
-    with pytest.raises(ScriptError, match="Unknown system call: 'frob'"):
-        check_syscall(call("frob"), LOC)
-    with pytest.raises(ScriptError, match="unknown symbol: 'SO_BOGUS'"):
-        check_syscall(call("setsockopt", 3, "SOL_SOCKET", "SO_BOGUS", [1], 4), LOC)
-    with pytest.raises(ScriptError, match="unknown errno symbol: 'EBOGUS'"):
-        check_syscall(call("read", 3, ..., 5, result=-1, errno="EBOGUS"), LOC)
-    check_syscall(call("setsockopt", 3, "SOL_SOCKET", "SO_ZEROCOPY", [1], 4), LOC)
 
 
 def test_wrong_argument_count():

@@ -37,9 +37,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .. import calls
 from .. import script as s
 from .. import symbols
-from ..errors import RunFailure, ScriptError
+from ..errors import RunFailure
+from ..render import render_expr as render
 from ..source import Location
 from . import structs
 from . import tcpinfo
@@ -115,14 +117,12 @@ def _cap_set(which_set: int, capability: int, value: int) -> int:
 
 _C["cap_set"] = _cap_set
 
-SYSCALL_NAMES = tuple(sorted(_C))
+assert set(_C) == set(calls.CALLS), "calls.CALLS and the libc prototypes name the same calls"
 
 # An fd number above any RLIMIT_NOFILE: the kernel answers EBADF for it.
 INVALID_FD = 0x7FFFFFFF
 
 _FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine())
-
-_FD_RESULT = {"socket", "accept", "open", "epoll_create"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,81 +202,6 @@ class _Operation:
     def invoke(self) -> int:
         ctypes.set_errno(0)
         return self.function(*self.args)
-
-
-def _call_problem(call: s.Syscall) -> str | None:
-    """What makes a call impossible whatever its arguments' values."""
-    if call.name not in _C:
-        return f"Unknown system call: '{call.name}'"
-    arity_error = _arity_error(call)
-    return f"runtime error in {call.name} call: {arity_error}" if arity_error else None
-
-
-def check_syscall(call: s.Syscall, loc: Location, ip_version: str = "ipv4") -> None:
-    """Reject, before anything runs, a call tcptest cannot make: an unknown
-    call name or an unknown symbol anywhere in it (packetdrill rejects these
-    when it reads the script)."""
-    problem = _call_problem(call)
-    if problem:
-        raise ScriptError(loc, problem)
-    for expr in (*call.args, call.result):
-        for name in _symbols_in(expr):
-            if not symbols.is_known(name):
-                raise ScriptError(loc, f"unknown symbol: '{name}'")
-    if call.errno is not None and call.errno not in symbols.ERRNO:
-        raise ScriptError(loc, f"unknown errno symbol: '{call.errno}'")
-
-
-def _arity_error(call: s.Syscall) -> str | None:
-    low, high = _ARITY[call.name]
-    if low <= len(call.args) <= high:
-        return None
-    count = str(low) if low == high else f"{low} or {high}"
-    return f"expected {count} arguments but got {len(call.args)}"
-
-
-def _symbols_in(expr: s.Expr):
-    if isinstance(expr, s.Symbol):
-        yield expr.name
-    elif isinstance(expr, s.BitOr):
-        for operand in expr.operands:
-            yield from _symbols_in(operand)
-    elif isinstance(expr, s.ListExpr):
-        for item in expr.items:
-            yield from _symbols_in(item)
-    elif isinstance(expr, s.Struct):
-        for f in expr.fields:
-            yield from _symbols_in(f.value)
-            if f.arg is not None:
-                yield from _symbols_in(f.arg)
-    elif isinstance(expr, s.Call):
-        for arg in expr.args:
-            yield from _symbols_in(arg)
-
-
-def render(expr: s.Expr) -> str:
-    """An expression in script syntax, for messages."""
-    if isinstance(expr, s.EllipsisExpr):
-        return "..."
-    if isinstance(expr, s.Integer):
-        return hex(expr.value) if expr.hex else str(expr.value)
-    if isinstance(expr, s.Symbol):
-        return expr.name
-    if isinstance(expr, s.String):
-        return '"' + expr.value.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
-    if isinstance(expr, s.BitOr):
-        return "|".join(render(o) for o in expr.operands)
-    if isinstance(expr, s.ListExpr):
-        return "[" + ", ".join(render(i) for i in expr.items) + "]"
-    if isinstance(expr, s.Struct):
-        parts = []
-        for f in expr.fields:
-            name = f.name + (f"({render(f.arg)})" if f.arg is not None else "")
-            parts.append(f"{name}={render(f.value)}" if f.name else render(f.value))
-        return "{" + ", ".join(parts) + "}"
-    if isinstance(expr, s.Call):
-        return f"{expr.name}(" + ", ".join(render(a) for a in expr.args) + ")"
-    return repr(expr)
 
 
 class _Failure(Exception):
@@ -424,7 +349,7 @@ class SyscallHost:
                 _C["shutdown"](live, 2)
             pending._done.wait(1.0)
         if pending is not None and pending.done and not pending._checked:
-            if pending.call.name in _FD_RESULT and pending._result is not None and pending._result >= 0:
+            if calls.CALLS[pending.call.name].returns_fd and pending._result is not None and pending._result >= 0:
                 self._stray.append(pending._result)
         self._in_flight = None
         for live in self.live_fds():
@@ -485,31 +410,15 @@ class SyscallHost:
                 raise RunFailure(pending.loc, f"runtime error in {call.name} call: {message}")
 
     def _check_result(self, call: s.Syscall, result: int, err: int) -> None:
-        expected = self._int(call.result, "the expected result")
-        if call.name in _FD_RESULT and expected >= 0:
-            if result < 0:
-                raise _Failure(f"Expected non-negative result but got {result} "
-                               f"with errno {err} ({os.strerror(err)})")
-        elif result != expected:
-            if result < 0:
-                raise _Failure(f"Expected result {expected} but got {result} "
-                               f"with errno {err} ({os.strerror(err)})")
-            raise _Failure(f"Expected result {expected} but got {result}")
-        if call.errno is not None:
-            want = symbols.ERRNO.get(call.errno)
-            if want is None:
-                raise _Failure(f"unknown symbol: '{call.errno}'")
-            if result >= 0:
-                raise _Failure(f"Expected errno {call.errno} ({want}) but the call succeeded")
-            if err != want:
-                raise _Failure(f"Expected errno {call.errno} ({want}) but got "
-                               f"{symbols.errno_name(err)} ({err}): {os.strerror(err)}")
+        problems = calls.result_problems(call, self._int(call.result, "the expected result"), result, err)
+        if problems:
+            raise _Failure(problems[0])
 
     def _keep_unnamed(self, call: s.Syscall, op: _Operation, result: int) -> None:
         """A call that created fds but failed its check: close them at the end."""
         if result < 0:
             return
-        if call.name in _FD_RESULT:
+        if calls.CALLS[call.name].returns_fd:
             self._stray.append(result)
         elif op.binds:
             self._stray.extend(live_of(result) for _, live_of in op.binds)
@@ -658,13 +567,13 @@ class SyscallHost:
     # ---------------------------------------------------------- calls
 
     def _prepare(self, call: s.Syscall, loc: Location) -> _Operation:
-        problem = _call_problem(call)
+        problem = calls.call_problem(call)
         if problem:
             raise RunFailure(loc, problem)
         op = _Operation(_C[call.name], ())
         try:
             getattr(self, f"_prepare_{call.name}")(call.args, op)
-            if call.name in _FD_RESULT:
+            if calls.CALLS[call.name].returns_fd:
                 # The call returns a new fd; a non-negative result names it.
                 script_fd = self._int(call.result, "the expected result")
                 if script_fd >= 0:
@@ -1255,15 +1164,3 @@ class SyscallHost:
                     f"{expected_usecs / 1e6:.6f} sec but got {actual_usecs / 1e6:.6f} sec; "
                     f"tolerance {self.env.tolerance_usecs / 1e6:.6f} sec")
         return None
-
-# (min, max) argument counts.
-_ARITY = {
-    "socket": (3, 3), "bind": (3, 3), "listen": (2, 2), "accept": (3, 3),
-    "connect": (3, 3), "read": (3, 3), "write": (3, 3), "readv": (3, 3),
-    "writev": (3, 3), "recv": (4, 4), "send": (4, 4), "recvfrom": (6, 6),
-    "sendto": (6, 6), "recvmsg": (3, 3), "sendmsg": (3, 3), "close": (1, 1),
-    "shutdown": (2, 2), "getsockopt": (5, 5), "setsockopt": (5, 5),
-    "fcntl": (2, 3), "ioctl": (3, 3), "poll": (3, 3), "open": (2, 3),
-    "sendfile": (4, 4), "epoll_create": (1, 1), "epoll_ctl": (4, 4),
-    "epoll_wait": (4, 4), "pipe": (1, 1), "splice": (6, 6), "cap_set": (3, 3),
-}
