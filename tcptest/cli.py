@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except (OptionError, TcptestError) as err:
+    except TcptestError as err:  # OptionError too: a usage error
         print(f"tcptest: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

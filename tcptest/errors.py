@@ -35,6 +35,11 @@ class ScriptError(TcptestError):
         return text
 
 
+class OptionError(TcptestError):
+    """An option name or value is wrong (a usage error); where it came from
+    (a script line, the command line) makes it a ScriptError or SetupError."""
+
+
 class SetupError(TcptestError):
     """The host cannot run a script: no root, no TUN, no namespaces, a bad option."""
 

@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from .errors import ScriptError, SetupError
+from .errors import OptionError, ScriptError, SetupError
 
 IP_VERSIONS = ("ipv4", "ipv6", "ipv4-mapped-ipv6")
 UNEXPECTED_CHOICES = ("fail", "warn", "ignore")
@@ -117,10 +117,6 @@ _CONVERTERS = {
 }
 _BOOLEAN = {name for name, (_, conv) in _CONVERTERS.items() if conv is _parse_bool}
 OPTION_NAMES = tuple(sorted(set(_CONVERTERS) | {"non_fatal", "init_scripts", "define"}))
-
-
-class OptionError(ValueError):
-    """An option name or value is wrong; callers add where it was written."""
 
 
 def apply_option(options: RunOptions, name: str, value: str | None) -> RunOptions:

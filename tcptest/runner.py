@@ -22,7 +22,7 @@ from .host.isolation import run_isolated
 from .host.scheduling import keep_on_time
 from .host.syscalls import CallEnvironment, SyscallHost
 from .host.tun import TunConfig, TunDevice
-from .options import RunOptions, resolve
+from .options import IP_VERSIONS, RunOptions, resolve
 from .parser import parse_file
 from .pcap import PcapWriter, load_scapy_writer
 from .plan import Plan, make_plan
@@ -68,7 +68,7 @@ def script_ip_versions(script: Script) -> tuple[str, ...]:
     for line in script.options:
         if line.name == "ip_version" and line.value:
             return (line.value,)
-    return ("ipv4", "ipv6", "ipv4-mapped-ipv6")
+    return IP_VERSIONS
 
 
 def load(request: RunRequest) -> tuple[Script, RunOptions]:

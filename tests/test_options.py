@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tcptest.errors import TcptestError
 from tcptest.options import OptionError, RunOptions, apply_option
 
 
@@ -22,3 +23,7 @@ def test_defines_are_checked_but_act_only_when_the_script_is_read():
     with pytest.raises(OptionError, match="--define needs NAME=VALUE"):
         apply_option(RunOptions(), "define", "TFO_COOKIE")
     assert apply_option(RunOptions(), "D", "TFO_COOKIE=00") == RunOptions()
+
+
+def test_a_bad_option_is_one_of_tcptests_errors():
+    assert issubclass(OptionError, TcptestError)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from kernel_runs import WIDE_TOLERANCE, run_with_timing_retries
+from tcptest.options import IP_VERSIONS
 from tcptest.runner import RunRequest, run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
 SCRIPTS = sorted(SCRIPTS_DIR.rglob("*.pkt"))
-IP_VERSIONS = ("ipv4", "ipv6", "ipv4-mapped-ipv6")
 
 
 def test_the_suite_is_there():

@@ -41,10 +41,10 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..errors import RunFailure, SetupError
+from ..options import IP_VERSIONS
 from .namespace import in_own_network_namespace
 
 DEVICE_NAME = "tun0"
-IP_VERSIONS = ("ipv4", "ipv6", "ipv4-mapped-ipv6")
 
 # linux/if_tun.h
 _TUNSETIFF = 0x400454CA
