@@ -10,43 +10,17 @@ All blocks of a script share one namespace, as in packetdrill.
 from __future__ import annotations
 
 import ast
-import enum
 import textwrap
 import traceback
 import types
 from typing import Mapping
 
 from . import symbols
+from .symbols import TCP_STATES, CaState, TcpState
 from .errors import RunFailure
 from .source import Location
 
 
-class _NamedInt(enum.IntEnum):
-    """An int that prints as its constant's name, so that
-    `assert conn_state == TCP_TIME_WAIT, conn_state` fails with
-    `AssertionError: TCP_CLOSE` rather than `7`; it still compares, hashes
-    and computes as the plain number old scripts expect."""
-
-    def __str__(self) -> str:
-        return self.name
-
-    __repr__ = __str__
-
-    def __format__(self, spec: str) -> str:
-        return self.name if not spec else format(int(self), spec)
-
-
-def _constants(prefix: str, but_not: str = "") -> dict[str, int]:
-    return {name: value for name, value in symbols.TCP_INFO_CONSTANTS.items()
-            if name.startswith(prefix) and not (but_not and name.startswith(but_not))}
-
-
-# The kernel's TCP states (include/net/tcp_states.h) and congestion-avoidance
-# states (include/uapi/linux/tcp.h); their names have their home in symbols.py.
-TcpState = _NamedInt("TcpState", names=_constants("TCP_", but_not="TCP_CA_"), module=__name__)
-CaState = _NamedInt("CaState", names=_constants("TCP_CA_"), module=__name__)
-
-TCP_STATES: dict[str, TcpState] = dict(TcpState.__members__)
 # Every name a block starts with; TCPI_OPT_* stay plain ints (they are bits).
 CONSTANTS: dict[str, int] = {**symbols.TCP_INFO_CONSTANTS, **TCP_STATES, **CaState.__members__}
 # TCP_INFO fields that hold one of the above, bound as the named type.

@@ -12,6 +12,8 @@ whichever the socket under test's family produces (`lookup` takes the
 
 from __future__ import annotations
 
+import enum
+
 import errno as _errno
 import platform
 
@@ -344,3 +346,32 @@ def flag_names(value: int, table: dict[str, int]) -> str:
 
 
 EPOLL_EVENT_BITS = {k: v for k, v in EPOLL.items() if not k.startswith("EPOLL_")}
+
+
+class _NamedInt(enum.IntEnum):
+    """An int that prints as its constant's name, so that
+    `assert conn_state == TCP_TIME_WAIT, conn_state` fails with
+    `AssertionError: TCP_CLOSE` rather than `7`; it still compares, hashes
+    and computes as the plain number old scripts expect."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return self.name if not spec else format(int(self), spec)
+
+
+def _constants(prefix: str, but_not: str = "") -> dict[str, int]:
+    return {name: value for name, value in TCP_INFO_CONSTANTS.items()
+            if name.startswith(prefix) and not (but_not and name.startswith(but_not))}
+
+
+# The kernel's TCP states (include/net/tcp_states.h) and congestion-avoidance
+# states (include/uapi/linux/tcp.h), as named ints: `%{ }%` blocks and the
+# socket diagnostics (host/diag.py) hand them out.
+TcpState = _NamedInt("TcpState", names=_constants("TCP_", but_not="TCP_CA_"), module=__name__)
+CaState = _NamedInt("CaState", names=_constants("TCP_CA_"), module=__name__)
+
+TCP_STATES: dict[str, TcpState] = dict(TcpState.__members__)

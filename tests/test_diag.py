@@ -15,7 +15,7 @@ import pytest
 
 from tcptest.errors import SetupError
 from tcptest.host import diag, run_isolated
-from tcptest.pycode import TcpState
+from tcptest.symbols import TcpState
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a network namespace of its own)")
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..errors import SetupError
-from ..pycode import TcpState
+from ..symbols import TcpState
 
 NETLINK_SOCK_DIAG = 4
 TCPDIAG_GETSOCK = 18  # the original inet_diag request: both address families at once
