@@ -4,7 +4,6 @@ the runner replaced by a fake (and once for real, as root)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -183,7 +182,7 @@ HANDSHAKE = """\
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts in namespaces: needs root")
+@pytest.mark.root("runs scripts in namespaces: needs root")
 def test_real_runs_with_pcaps(tmp_path, capsys):
     (tmp_path / "handshake.pkt").write_text(HANDSHAKE)
     (tmp_path / "wrong.pkt").write_text(HANDSHAKE.replace("ack 1 <mss 1460>", "ack 1 <mss 1200>"))

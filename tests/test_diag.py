@@ -5,7 +5,6 @@ namespace that run_isolated creates (loopback only)."""
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import struct
 import subprocess
@@ -17,7 +16,7 @@ from tcptest.errors import SetupError
 from tcptest.host import diag, run_isolated
 from tcptest.symbols import TcpState
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a network namespace of its own)")
+root_only = pytest.mark.root("needs root (a network namespace of its own)")
 
 
 def message(state: int, family: int, src: str, sport: int, dst: str, dport: int,

@@ -4,7 +4,6 @@ does (with the host-changing calls replaced), and a real probe of this host."""
 from __future__ import annotations
 
 import errno
-import os
 from dataclasses import replace
 
 import pytest
@@ -188,7 +187,7 @@ def test_doctor_rejects_unknown_arguments(capsys):
 # ---------------------------------------------------------------- this host
 
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="probing namespaces needs root")
+root_only = pytest.mark.root("probing namespaces needs root")
 
 
 @root_only

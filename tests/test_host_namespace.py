@@ -22,7 +22,7 @@ from tcptest.host import enter_new_network_namespace, in_own_network_namespace, 
 from tcptest.host.namespace import network_namespace_id
 from tcptest.source import Location
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = pytest.mark.root("needs root")
 
 REPO = Path(__file__).resolve().parents[1]
 

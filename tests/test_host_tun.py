@@ -23,7 +23,7 @@ from tcptest.errors import SetupError
 from tcptest.host import TunConfig, TunDevice, run_isolated
 from tcptest.host.namespace import CLONE_NEWNET, libc
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+pytestmark = pytest.mark.root("needs root")
 
 # The addresses the kernel's selftests pass to packetdrill.
 KSELFTEST_CONFIGS = {

@@ -3,13 +3,12 @@ gone for the calls after it, blocking ones included, and comes back when set."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from kernel_runs import run_text
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
+pytestmark = pytest.mark.root("runs scripts against the kernel: needs root")
 
 # TCP_REPAIR needs CAP_NET_ADMIN and nothing else.
 DROP_AND_RESTORE = """\

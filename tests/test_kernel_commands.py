@@ -3,13 +3,12 @@ a run that passes and in one that fails (root: the runs are real)."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from kernel_runs import run_text
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
+pytestmark = pytest.mark.root("runs scripts against the kernel: needs root")
 
 PRINTING = """\
 `echo from init; echo to stderr >&2`

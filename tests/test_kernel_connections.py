@@ -3,14 +3,13 @@ a listener with two children, driven in turn, on the real kernel (root)."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from kernel_runs import run_text, run_with_timing_retries
 from tcptest.runner import RunRequest
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
+pytestmark = pytest.mark.root("runs scripts against the kernel: needs root")
 
 TWO_CHILDREN = """\
 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3

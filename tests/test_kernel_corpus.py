@@ -5,7 +5,6 @@ packetdrill's verdicts beside ours, is `benchmarks/kselftest.py`."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from kselftest import CORPUS, KERNEL_ARGS, command_line, upstream_verdicts  # noqa: E402
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root"),
+    pytest.mark.root("runs scripts against the kernel: needs root"),
     pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no kselftest corpus at {CORPUS}"),
 ]
 

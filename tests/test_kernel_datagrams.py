@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from kernel_runs import run_text, run_with_timing_retries
 from tcptest.runner import RunRequest
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
+pytestmark = pytest.mark.root("runs scripts against the kernel: needs root")
 
 UDP_BOTH_WAYS = """\
 0 socket(..., SOCK_DGRAM, IPPROTO_UDP) = 3

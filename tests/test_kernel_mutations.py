@@ -4,7 +4,6 @@ field named. Runs against the real kernel (root)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from tcptest.runner import RunRequest, run
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "kselftest"
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root"),
+    pytest.mark.root("runs scripts against the kernel: needs root"),
     pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no kselftest corpus at {CORPUS}"),
 ]
 

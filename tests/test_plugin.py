@@ -3,7 +3,6 @@ reports, skipping, passivity, and real runs against the kernel as root."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -193,7 +192,7 @@ def test_python_test_runs_stay_untouched(pytester, monkeypatch):
 
 # ---------------------------------------------------------------- for real
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts in namespaces: needs root")
+root_only = pytest.mark.root("runs scripts in namespaces: needs root")
 # These tests are about the plugin, not timing: a loaded machine must not fail them.
 LOOSE_TIMING = "--tcptest-option=--tolerance_usecs=500000"
 

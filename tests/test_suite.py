@@ -4,7 +4,6 @@ fails at its line, naming the state the connection is really in."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from kernel_runs import WIDE_TOLERANCE, run_with_timing_retries
 from tcptest.options import IP_VERSIONS
 from tcptest.runner import RunRequest, run
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs scripts against the kernel: needs root")
+pytestmark = pytest.mark.root("runs scripts against the kernel: needs root")
 
 SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "scripts"
 SCRIPTS = sorted(SCRIPTS_DIR.rglob("*.pkt"))
