@@ -10,15 +10,12 @@ system and returns plain `HostFacts`; `diagnose(facts)` turns them into
 from __future__ import annotations
 
 import errno
-import fcntl
 import functools
 import gzip
 import os
 import re
 import shutil
-import socket
 import stat
-import struct
 import subprocess
 import time
 from dataclasses import dataclass
@@ -47,10 +44,6 @@ KNOWN_HZ = (100, 250, 300, 1000)
 
 # The checks that stop every run; ipv6 stops the IPv6 runs.
 BLOCKING_CHECKS = ("privileges", "tun", "namespaces")
-
-_TUNSETIFF = 0x400454CA
-_IFF_TUN = 0x0001
-_IFF_NO_PI = 0x1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +112,10 @@ def _effective_capabilities() -> frozenset[int]:
 
 
 def _tun_errno() -> int | None:
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return exc.errno
-    return None
+    from .host.tun import tun_open_error
+
+    error = tun_open_error()
+    return error.errno if error is not None else None
 
 
 def _sysctl_words(name: str) -> tuple[str, ...]:
@@ -157,10 +149,10 @@ def _inside_namespace(tun_works: bool, tc_path: str | None) -> NamespaceFacts:
 def _ipv6_error() -> str | None:
     if not Path("/proc/sys/net/ipv6").exists():
         return "the kernel has no IPv6 (CONFIG_IPV6 off, or booted with ipv6.disable=1)"
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind(("::1", 0))
-    except OSError as exc:
+    from .host.namespace import ipv6_loopback_error
+
+    exc = ipv6_loopback_error()
+    if exc is not None:
         disabled = _sysctl_words("net/ipv6/conf/default/disable_ipv6") == ("1",)
         hint = " (net.ipv6.conf.default.disable_ipv6 is 1)" if disabled else ""
         return f"cannot bind an IPv6 socket to ::1 in a namespace: {exc.strerror}{hint}"
@@ -181,18 +173,16 @@ def _qdisc_errors(tun_works: bool, tc_path: str | None) -> tuple[tuple[str, str 
     if not tun_works or not tc_path:
         missing = "TUN" if not tun_works else "the tc tool"
         return tuple((kind, f"not checked: needs {missing}") for kind, _ in QDISCS)
-    fd = os.open("/dev/net/tun", os.O_RDWR)
-    try:
-        fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH", b"tun0", _IFF_TUN | _IFF_NO_PI))
+    from .host.tun import bare_tun_device
+
+    with bare_tun_device() as device:
         results = []
         for kind, _ in QDISCS:
-            done = subprocess.run([tc_path, "qdisc", "replace", "dev", "tun0", "root", kind],
+            done = subprocess.run([tc_path, "qdisc", "replace", "dev", device, "root", kind],
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True)
             why = done.stderr.strip() or f"exit status {done.returncode}"
             results.append((kind, None if done.returncode == 0 else f"tc qdisc replace ... {kind}: {why}"))
         return tuple(results)
-    finally:
-        os.close(fd)
 
 
 def _kernel_hz() -> tuple[int | None, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import socket
 
 from pyroute2 import IPRoute
 
@@ -61,3 +62,14 @@ def in_own_network_namespace() -> bool:
     devices or sends packets refuses to run anywhere else: the host's network
     is never touched."""
     return _created_namespace_id is not None and network_namespace_id() == _created_namespace_id
+
+
+def ipv6_loopback_error() -> OSError | None:
+    """Why a TCP socket cannot bind to ::1 in this namespace, None when it can
+    (`tcptest doctor`: IPv6 runs need IPv6)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError as exc:
+        return exc
+    return None

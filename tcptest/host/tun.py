@@ -33,7 +33,8 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -297,6 +298,27 @@ class TunDevice:
                 os.readv(self._tun_fd, (self._discard_buffer,))
             except BlockingIOError:
                 return
+
+
+def tun_open_error() -> OSError | None:
+    """Why /dev/net/tun does not open here, None when it does (`tcptest doctor`)."""
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC))
+    except OSError as exc:
+        return exc
+    return None
+
+
+@contextmanager
+def bare_tun_device() -> Iterator[str]:
+    """tun0 with no address, offloads or capture, while the block runs: what
+    `tcptest doctor` tries qdiscs on. Yields the device's name."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, _TUNSETIFF, struct.pack("16sH22x", DEVICE_NAME.encode(), _IFF_TUN | _IFF_NO_PI))
+        yield DEVICE_NAME
+    finally:
+        os.close(fd)
 
 
 def _open_tun_device() -> int:
