@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from kernel_runs import run_text
+from kernel_runs import WIDE_TOLERANCE, run_with_timing_retries
+from tcptest.runner import RunRequest
 
 pytestmark = pytest.mark.root("runs scripts against the kernel: needs root")
+
+
+def run_text(path, text: str, ip_version: str = "ipv4"):
+    """Write `text` to `path` and run it with WIDE_TOLERANCE, again on a timing error."""
+    path.write_text(text)
+    return run_with_timing_retries(RunRequest(str(path), (("ip_version", ip_version), WIDE_TOLERANCE)))
 
 LISTENER = """\
 0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -129,4 +136,34 @@ FAST_OPEN_CLIENT = """\
 
 def test_a_fast_open_client_keeps_its_cookie_after_an_over_acknowledging_syn_ack(tmp_path):
     verdict = run_text(tmp_path / "fo_client.pkt", "--unexpected=fail\n" + FAST_OPEN_CLIENT)
+    assert verdict.passed, verdict.error
+
+
+# ICMPv6 codes under packetdrill's names: each ends a connection in SYN_SENT
+# with the errno the kernel maps it to (icmpv6_err_convert).
+ICMPV6_IN_SYN_SENT = """\
+0 socket(..., SOCK_STREAM|SOCK_NONBLOCK, IPPROTO_TCP) = 3
++0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)
++0 > S 0:0(0) <...>
++.01 < icmp {message}
++.01 getsockopt(3, SOL_SOCKET, SO_ERROR, [{errno}], [4]) = 0
+"""
+
+
+@pytest.mark.parametrize("message, errno", [
+    ("unreachable net_unreachable", "ENETUNREACH"),
+    ("unreachable no_route", "ENETUNREACH"),
+    ("unreachable admin_prohibited", "EACCES"),
+    ("unreachable not_neighbour", "EHOSTUNREACH"),
+    ("unreachable address_unreachable", "EHOSTUNREACH"),
+    ("unreachable port_unreachable", "ECONNREFUSED"),
+    ("time_exceeded exceeded_hop_limit", "EHOSTUNREACH"),
+    ("time_exceeded exceeded_frag_time", "EHOSTUNREACH"),
+    ("parameter_problem header_field", "EPROTO"),
+    ("parameter_problem unknown_next_header", "EPROTO"),
+    ("parameter_problem unknown_option", "EPROTO"),
+    ("type_1 code_4", "ECONNREFUSED"),
+])
+def test_icmpv6_codes_by_packetdrills_names(tmp_path, message, errno):
+    verdict = run_text(tmp_path / "icmpv6.pkt", ICMPV6_IN_SYN_SENT.format(message=message, errno=errno), "ipv6")
     assert verdict.passed, verdict.error
