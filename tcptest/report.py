@@ -11,6 +11,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from . import timeline
 from .source import excerpt, read_source
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def verdict_dict(verdict: Verdict) -> dict:
         "warnings": list(verdict.warnings),
         "duration": round(verdict.duration, 6),
         "pcap": verdict.pcap,
+        "timeline": timeline.to_dict(verdict.timeline) if verdict.timeline is not None else None,
     }
 
 

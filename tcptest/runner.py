@@ -27,6 +27,7 @@ from .parser import parse_file
 from .pcap import PcapWriter, load_scapy_writer
 from .pycode import PythonBlocks
 from .script import Script, Syscall
+from .timeline import Timeline
 
 # A run that goes on longer than this is stopped: the longest corpus script
 # takes about 10 s; a hang must not hold a CI job forever.
@@ -46,6 +47,7 @@ class Verdict:
     duration: float = 0.0
     pcap: str | None = None
     inject_delays_usecs: tuple[int, ...] = ()
+    timeline: Timeline | None = None  # what happened, in order (tcptest.timeline)
 
     @property
     def name(self) -> str:
@@ -104,10 +106,10 @@ def run(request: RunRequest, trace: Callable[[str], None] | None = None) -> Verd
         pcap = _pcap_path(request, ip_version)
         return Verdict(request.path, ip_version, False, error=str(err), line=line,
                        warnings=err.warnings, duration=time.monotonic() - started,
-                       pcap=pcap if pcap and os.path.exists(pcap) else None)
+                       pcap=pcap if pcap and os.path.exists(pcap) else None, timeline=err.timeline)
     return Verdict(request.path, ip_version, True, warnings=outcome.warnings,
                    duration=time.monotonic() - started, pcap=pcap_path,
-                   inject_delays_usecs=outcome.inject_delays_usecs)
+                   inject_delays_usecs=outcome.inject_delays_usecs, timeline=outcome.timeline)
 
 
 def _pcap_path(request: RunRequest, ip_version: str) -> str | None:
@@ -174,8 +176,9 @@ def _run_events(script: Script, options: RunOptions, commands: CommandRunner, tu
             notes.run(script.init.command.text, script.init.loc, "init")
         driver = Driver(tun, calls, commands, PythonBlocks(), pcap)
         outcome = driver.run(engine.run())
-    except TcptestError:
+    except TcptestError as err:
         notes.lines.extend(engine.warnings)
+        err.timeline = engine.recorder.finish(err)
         if init_ran and script.cleanup:
             try:
                 notes.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
@@ -187,4 +190,4 @@ def _run_events(script: Script, options: RunOptions, commands: CommandRunner, tu
     notes.lines.extend(outcome.warnings)
     if script.cleanup:
         notes.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
-    return e.Outcome(tuple(notes.lines), outcome.inject_delays_usecs)
+    return e.Outcome(tuple(notes.lines), outcome.inject_delays_usecs, outcome.timeline)
