@@ -37,6 +37,8 @@ class Driver:
     def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
         self.start = _just_after_a_kernel_tick()
         self.calls.set_script_start(self.start)
+        if self.pcap:
+            self.pcap.script_start = self.start  # for the annotated capture's times
         self.pending_call = None
         response: e.Response | None = None
         while True:

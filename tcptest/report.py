@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from . import ladder, timeline
@@ -63,6 +64,9 @@ def failure_text(verdict: Verdict, colour: bool = False, ladder_rows: int | None
     parts.extend(f"warning: {warning}" for warning in verdict.warnings)
     if verdict.pcap:
         parts.append(f"pcap: {verdict.pcap}")
+        annotated = Path(verdict.pcap).with_suffix(".pcapng")
+        if annotated.exists():
+            parts.append(f"pcapng: {annotated} (each packet's comment names its script line)")
     if verdict.timeline is not None and verdict.timeline.entries:
         parts.extend(["", ladder.text(verdict.timeline, colour, last=ladder_rows)])
     return "\n".join(parts)

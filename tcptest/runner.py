@@ -135,16 +135,35 @@ def _run_here(script: Script, options: RunOptions, pcap_path: str | None, trace)
                        prefix_len=options.local_prefix_len, mtu=options.mtu,
                        remote_prefix_len=options.remote_prefix_len)
     pcap = PcapWriter(pcap_path) if pcap_path else None
+    timeline = None
     try:
         with TunDevice(config) as tun:
-            return _run_events(script, options, commands, tun, pcap, trace, notes)
+            outcome = _run_events(script, options, commands, tun, pcap, trace, notes)
+        timeline = outcome.timeline
+        return outcome
     except TcptestError as err:
         err.warnings = tuple(notes.lines)
+        timeline = err.timeline
         raise
     finally:
         if pcap:
             pcap.close()
+            if timeline is not None:
+                _write_annotated_capture(pcap, timeline)
         commands.restore_file().unlink(missing_ok=True)
+
+
+def _write_annotated_capture(pcap: PcapWriter, timeline) -> None:
+    """The run's capture again as .pcapng, each packet commented with the
+    script line that sent or expected it (see timeline.packet_comments)."""
+    from .pcap import write_pcapng
+    from .timeline import packet_comments
+
+    records = pcap.records()
+    notes = packet_comments(timeline, records)
+    write_pcapng(Path(pcap.path).with_suffix(".pcapng"),
+                 ((frame, timestamp, comments, outbound)
+                  for (frame, timestamp), (comments, outbound) in zip(pcap.frames, notes)))
 
 
 class Notes:

@@ -342,6 +342,67 @@ def _received(state: str, seg: Segment, our_fin_end: int | None) -> str:
     return state
 
 
+# ------------------------------------------------------ capture comments
+
+NOT_SEEN = "not looked at by the script"
+
+
+def packet_comments(timeline: Timeline,
+                    records: Iterable[tuple[int, bytes]]) -> list[tuple[tuple[str, ...], bool | None]]:
+    """(comments, sent by the kernel) of each captured frame (`records`: usecs
+    since the start, frame; in capture order), for a pcapng: the script line
+    that sent or took it, what that line expected, and how the frame
+    differed. A frame is the timeline's segment of its direction at its time
+    (inbound frames are stamped a microsecond apart at most: float rounding)."""
+    pending = {"<": [], ">": []}
+    for entry in timeline.of_type(WireSegment):
+        pending[entry.segment.direction].append(entry)
+    kernel = _address(timeline.kernel_address)
+    out = []
+    for at, frame in records:
+        try:
+            source = _address(wire.decode(frame).ip.src)
+        except wire.DecodeError:
+            out.append(((), None))
+            continue
+        outbound = source == kernel
+        queue = pending[">" if outbound else "<"]
+        index = next((i for i, entry in enumerate(queue) if abs(entry.at - at) <= 1), None)
+        if index is None:
+            out.append(((NOT_SEEN,) if timeline.failure is None else
+                        (f"{NOT_SEEN}: the run stopped at line {timeline.failure.line}",), outbound))
+            continue
+        out.append((_comments_of(queue.pop(index)), outbound))
+    return out
+
+
+def _address(text: str):
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return text
+
+
+def _comments_of(entry: WireSegment) -> tuple[str, ...]:
+    seg = entry.segment
+    where = f"line {entry.line}" if entry.line is not None else ""
+    status = entry.status
+    if status == "sent":
+        return (f"{where}: {seg.text} (sent by the script)",)
+    if status == "cleanup":
+        return (f"{seg.text}: tcptest's RST, the script left the connection open",)
+    if status == "ignored":
+        return (f"{seg.text}: ignored, of a connection the script no longer follows",)
+    if status == "unexpected":
+        return (f"{seg.text}: unexpected, no line of the script expects it",)
+    head = f"{where}: expected {entry.expected}"
+    if status == "matched":
+        return (f"{head}: matched" + (" (also reported as unexpected, early)" if entry.unexpected else ""),)
+    return (f"{head}: MISMATCH, actual {seg.text}", *entry.problems)
+
+
 # ---------------------------------------------------------------- JSON
 
 _TYPES = {cls.__name__: cls for cls in (ScriptEvent, WireSegment, StateChange, Failure, Segment, Timeline)}

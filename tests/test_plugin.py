@@ -124,9 +124,12 @@ def test_a_failure_shows_the_script_the_error_and_keeps_the_pcap(pytester, runs)
         "script packet: > . 1:1(0) ack 1",
         "actual packet: > . 1:1(0) ack 2",
         f"pcap: {pcaps}/fail.ipv4.pcap",
+        f"report: {pcaps}/fail.ipv4-*.html",
         "FAILED fail.pkt::fail.pkt[[]ipv4[]] - /*",  # with the error's first line, as wide as the screen
     ])
-    assert sorted(p.name for p in pcaps.iterdir()) == ["fail.ipv4.pcap"]  # passed runs' are gone
+    [page] = pcaps.glob("fail.ipv4-*.html")  # the failure's page
+    assert sorted(p.name for p in pcaps.iterdir()) == sorted([page.name, "fail.ipv4.pcap"])  # passed runs' are gone
+    assert "fail.pkt[ipv4]" in page.read_text() and 'href="fail.ipv4.pcap"' in page.read_text()
     junit = (pytester.path / "junit.xml").read_text()
     assert 'name="fail.pkt[ipv4]"' in junit
     assert f'<property name="pcap" value="{pcaps}/fail.ipv4.pcap" />' in junit
