@@ -144,7 +144,7 @@ def text(timeline: tl.Timeline, colour: bool = False, last: int | None = None) -
     only that many rows at the end (a long run's failure is at its end)."""
 
     def paint(text_: str, *names: str) -> str:
-        if not colour or not names:
+        if not colour or not names or not text_.strip():
             return text_
         codes = ";".join(_COLOURS[name] for name in names)
         return f"\x1b[{codes}m{text_}\x1b[0m"
