@@ -29,7 +29,9 @@ CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #24292f; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.6em; }
 table.runs { border-collapse: collapse; }
-table.runs td, table.runs th { padding: 0.25em 0.8em; border-bottom: 1px solid #d0d7de; text-align: left; }
+table.runs td, table.runs th { padding: 0.25em 0.8em; border-bottom: 1px solid #d0d7de; text-align: left;
+                               vertical-align: top; }
+table.runs td:nth-child(-n+4) { white-space: nowrap; }
 .pass { color: #1a7f37; font-weight: bold; } .fail { color: #cf222e; font-weight: bold; }
 pre, .source { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px; }
 pre.error { background: #fff8f8; border-left: 4px solid #cf222e; padding: 0.6em; white-space: pre-wrap; }

@@ -236,14 +236,17 @@ def svg(timeline: tl.Timeline) -> str:
         f'peer {esc(timeline.peer_address)}</text>',
         f'<text x="{kernel_x}" y="20" text-anchor="middle" font-weight="bold" class="kernel">'
         f'kernel {esc(timeline.kernel_address)}</text>',
+    ]
+    lifelines = [
         f'<line x1="{peer_x}" y1="30" x2="{peer_x}" y2="{height - 30}" stroke="#57606a" stroke-width="2"/>',
         f'<line x1="{kernel_x}" y1="30" x2="{kernel_x}" y2="{height - 30}" stroke="#57606a" stroke-width="2"/>',
     ]
+    backgrounds: list[str] = []  # drawn under the lifelines
     y = top
     for row in diagram:
         base = y
         if row.failed:
-            parts.append(f'<rect class="failed" x="4" y="{base - 14}" width="{width - 8:.0f}" '
+            backgrounds.append(f'<rect class="failed" x="4" y="{base - 14}" width="{width - 8:.0f}" '
                          f'height="{ROW_HEIGHT * (1 + len(row.notes))}" fill="#ffebe9"/>')
         if row.kind != "state":
             if row.line is not None:
@@ -280,6 +283,7 @@ def svg(timeline: tl.Timeline) -> str:
             colour = "#cf222e" if row.failed or row.status == "mismatched" else "#57606a"
             parts.append(f'<text class="note" x="{kernel_x + 24}" y="{y}" fill="{colour}">{esc(note)}</text>')
         y += ROW_HEIGHT
+    parts[3:3] = backgrounds + lifelines
     parts.append(f'<text x="{x_line - 26}" y="{height - 10}" fill="#57606a">states: '
                  f'{esc(timeline.states_source)}</text>')
     parts.append("</svg>")

@@ -232,3 +232,14 @@ def test_real_runs_with_xdist_and_junitxml(pytester):
     result.assert_outcomes(passed=4)
     junit = (pytester.path / "junit.xml").read_text()
     assert junit.count("<testcase ") == 4 and 'name="handshake.pkt[ipv4-mapped-ipv6]"' in junit
+
+
+def test_pytest_html_links_a_failures_page(pytester, runs):
+    pytest.importorskip("pytest_html")
+    pytester.makefile(".pkt", fail="--ip_version=ipv4\n" + BODY)
+    pcaps = pytester.path / "caps"
+    result = pytester.runpytest("--tcptest-pcap-dir", str(pcaps), "--html=report.html")
+    result.assert_outcomes(failed=1)
+    [page] = pcaps.glob("fail.ipv4-*.html")
+    html = (pytester.path / "report.html").read_text()
+    assert page.as_uri() in html and "tcptest report" in html
