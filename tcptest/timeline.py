@@ -15,7 +15,7 @@ timing. A `%{ }%` block's `conn_state` is where the kernel's own view is read.
 from __future__ import annotations
 
 import errno as _errno
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Iterable, Union
 
 from . import script as s
@@ -172,9 +172,10 @@ class Recorder:
     def __init__(self, kernel_address: str = "", peer_address: str = ""):
         self.kernel_address = kernel_address
         self.peer_address = peer_address
-        # In the order recorded, which breaks ties between equal times: a
-        # ScriptEvent, an inbound (at, line, packet, connection), or the
-        # captured frame of an outbound segment (a key of _outbound).
+        # In the order recorded, which breaks ties between equal times: an
+        # event [event, scheduled, at, returned_at, result], an inbound
+        # (at, line, packet, connection), or the captured frame of an
+        # outbound segment (a key of _outbound).
         self._log: list = []
         self._event_index: dict[int, int] = {}  # line -> index in _log (a blocking call's return)
         self._outbound: dict[object, dict] = {}  # captured frame -> what is known of it
@@ -193,17 +194,14 @@ class Recorder:
               returned_at: int | None = None, result: tuple[int, int] | None = None) -> None:
         self._seen(at)
         self._event_index[event.loc.line] = len(self._log)
-        self._log.append(ScriptEvent(
-            at, event.loc.line, _kind_of(event), render_event(event), scheduled, returned_at,
-            call_result(*result) if result is not None else None))
+        self._log.append([event, scheduled, at, returned_at, result])
 
     def returned(self, event: s.Event, returned_at: int, result: tuple[int, int] | None) -> None:
         """A blocking call that started earlier returned."""
         self._seen(returned_at)
         index = self._event_index.get(event.loc.line)
         if index is not None:
-            self._log[index] = replace(self._log[index], returned_at=returned_at,
-                                       result=call_result(*result) if result else None)
+            self._log[index][3:] = [returned_at, result]
 
     def inbound(self, at: int, line: int | None, packet: s.Packet,
                 connection: tuple[int, int] | None) -> None:
@@ -237,8 +235,10 @@ class Recorder:
         return Timeline(tuple(entries), self.kernel_address, self.peer_address)
 
     def _entry(self, item) -> Entry:
-        if isinstance(item, ScriptEvent):
-            return item
+        if isinstance(item, list):
+            event, scheduled, at, returned_at, result = item
+            return ScriptEvent(at, event.loc.line, _kind_of(event), render_event(event), scheduled,
+                               returned_at, call_result(*result) if result is not None else None)
         if isinstance(item, tuple):
             at, line, packet, connection = item
             return WireSegment(at, segment_of(packet, connection), line)
@@ -261,9 +261,9 @@ class Recorder:
                 actual = detail_line.removeprefix("actual packet: ")
         text = None
         if line is not None:
-            ran = [item for item in self._log if isinstance(item, ScriptEvent) and item.line == line]
+            ran = [item[0] for item in self._log if isinstance(item, list) and item[0].loc.line == line]
             if ran:
-                text = ran[-1].text
+                text = render_event(ran[-1])
             elif self._current is not None and self._current.loc.line == line:
                 text = render_event(self._current)
         if expected is None and text is not None and actual is None:
