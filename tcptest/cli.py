@@ -14,14 +14,18 @@ from .report import FORMATS
 
 USAGE = """\
 tcptest check [-D NAME=VALUE] SCRIPT|DIR...
-tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR]
+tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR] [--report DIR]
             [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] [-v] SCRIPT|DIR...
+tcptest explain [--all] [--report DIR] RESULTS.json [NAME...]
 tcptest doctor [--fix]
 
 run: each script runs once per IP version it allows (ipv4, ipv6,
 ipv4-mapped-ipv6, or the one its --ip_version= line names), or only the one
 --ip_version= names on the command line. Exit 0 when every run passes, 1 when
-one fails, 2 for a usage error.
+one fails, 2 for a usage error. --report DIR writes an HTML report there
+(index.html: every run; a page per run with its ladder diagram).
+explain: draws the ladder diagram of saved runs (--format=json output) again:
+the failed ones, or --all, or those NAME matches (a glob or part of a name).
 doctor: checks what a run needs on this machine; --fix makes the host changes
 it can (allow cubic in namespaces, load tun).
 
@@ -89,9 +93,11 @@ class RunFlags:
     jobs: int = 1
     output_format: str = "text"
     pcap_dir: str | None = None
+    report_dir: str | None = None
 
 
-_RUN_FLAGS = {"-j": "jobs", "--jobs": "jobs", "--format": "output_format", "--pcap": "pcap_dir"}
+_RUN_FLAGS = {"-j": "jobs", "--jobs": "jobs", "--format": "output_format", "--pcap": "pcap_dir",
+              "--report": "report_dir"}
 
 
 def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
@@ -123,7 +129,9 @@ def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
     output_format = given.get("output_format", "text")
     if output_format not in FORMATS:
         raise OptionError(f"--format takes one of {', '.join(FORMATS)}, got {output_format!r}")
-    return RunFlags(_jobs(given.get("jobs", "1")), output_format, given.get("pcap_dir")), paths
+    report_dir = given.get("report_dir")
+    pcap_dir = given.get("pcap_dir") or (str(Path(report_dir) / "pcap") if report_dir else None)
+    return RunFlags(_jobs(given.get("jobs", "1")), output_format, pcap_dir, report_dir), paths
 
 
 def _jobs(text: str) -> int:
@@ -170,8 +178,13 @@ def cmd_run(argv: Sequence[str]) -> int:
     run_one = _run_traced if check.verbose else None
     verdicts = batch.run_all(requests, flags.jobs, on_result, progress.update, run_one)
     progress.clear()
+    if flags.report_dir:
+        from . import html_report
+
+        index = html_report.write_report(flags.report_dir, verdicts)
+        print(f"report: {index}", file=sys.stderr if output != "text" else sys.stdout)
     if output == "text":
-        print(report.text_closing(verdicts))
+        print(report.text_closing(verdicts, use_colour(sys.stdout)))
     else:
         if output == "json":
             print(report.json_report(verdicts))
@@ -180,6 +193,44 @@ def cmd_run(argv: Sequence[str]) -> int:
                 print(line)
         print(report.summary_line(verdicts), file=sys.stderr)
     return 0 if all(verdict.passed for verdict in verdicts) else 1
+
+
+def use_colour(stream) -> bool:
+    """ANSI colours on a terminal, unless NO_COLOR is set (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def cmd_explain(argv: Sequence[str]) -> int:
+    from . import report
+
+    show_all = "--all" in argv
+    args = [arg for arg in argv if arg != "--all"]
+    report_dir = None
+    if "--report" in args:
+        at = args.index("--report")
+        if at + 1 >= len(args):
+            raise OptionError("--report needs a value")
+        report_dir = args[at + 1]
+        del args[at:at + 2]
+    unknown = [arg for arg in args if arg.startswith("-")]
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]}")
+    if not args:
+        raise OptionError("tcptest explain needs a results file (what tcptest run --format=json writes)")
+    verdicts = report.load_results(args[0])
+    chosen = report.select(verdicts, args[1:], show_all)
+    if not chosen:
+        print(f"{args[0]}: no run to draw ({len(verdicts)} run(s), none failed; --all draws them all)"
+              if not args[1:] else f"{args[0]}: no run named {' or '.join(args[1:])}", file=sys.stderr)
+        return 1
+    colour = use_colour(sys.stdout)
+    for verdict in chosen:
+        print(report.explain_text(verdict, colour))
+    if report_dir:
+        from . import html_report
+
+        print(f"report: {html_report.write_report(report_dir, chosen)}")
+    return 0
 
 
 def cmd_doctor(argv: Sequence[str]) -> int:
@@ -197,7 +248,7 @@ def _run_traced(request):
     return run(request, lambda text: print(f"{name}: {text}", flush=True))
 
 
-COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor}
+COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,8 @@ class Driver:
     def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
         self.start = _just_after_a_kernel_tick()
         self.calls.set_script_start(self.start)
+        if self.pcap:
+            self.pcap.script_start = self.start  # for the annotated capture's times
         self.pending_call = None
         response: e.Response | None = None
         while True:
@@ -108,9 +110,9 @@ class Driver:
         at = self.now()
         pending = self.calls.begin(request.call, request.loc, request.blocking)
         if not request.blocking:
-            return e.Done(at)
+            return e.Done(at, result=pending.result)
         if pending.done:
-            return e.Done(at, self._usecs(self.calls.finish(pending, 0)))
+            return e.Done(at, self._usecs(self.calls.finish(pending, 0)), result=pending.result)
         self.pending_call = pending
         return e.Done(at)
 
@@ -122,7 +124,7 @@ class Driver:
         timeout = None if until is None else (until - now) / 1e6
         returned_at = self.calls.finish(pending, timeout)  # RunFailure if it does not return
         self.pending_call = None
-        return e.Done(now, self._usecs(returned_at))
+        return e.Done(now, self._usecs(returned_at), result=pending.result)
 
 
 CLOCK_MONOTONIC_COARSE = 6  # advances on kernel ticks (jiffies)

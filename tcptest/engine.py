@@ -18,6 +18,7 @@ from .errors import RunFailure
 from .plan import Plan
 from .render import render_packet, render_syscall
 from .seq import SeqMap, seq_diff, u32
+from .timeline import Recorder, Timeline
 
 # ------------------------------------------------------------------ requests
 
@@ -87,11 +88,13 @@ class Elapsed:
 @dataclass(frozen=True, slots=True)
 class Done:
     """A request was carried out: it started `at`; a call that already
-    returned says when in `returned_at`; a command, what it printed."""
+    returned says when in `returned_at`, and what it returned in `result`
+    (value, errno); a command, what it printed."""
 
     at: int
     returned_at: int | None = None
     output: str = ""
+    result: tuple[int, int] | None = None
 
 
 Response = Captured | Elapsed | Done
@@ -131,6 +134,7 @@ class _InFlight:
 class Outcome:
     warnings: tuple[str, ...]
     inject_delays_usecs: tuple[int, ...]  # how late each inbound segment left
+    timeline: Timeline | None = None
 
 
 def _timestamp(options) -> s.Timestamp | None:
@@ -171,6 +175,7 @@ class Engine:
         self.warnings: list[str] = []
         self.trace = trace or (lambda line: None)
         self.inject_delays: list[int] = []
+        self.recorder = Recorder(self.local_ip, self.remote_ip)
         self._next_remote_port = EPHEMERAL_PORT_BASE
         self.names_ports = plan.names_ports
         # anchors, in usecs since the start
@@ -185,6 +190,7 @@ class Engine:
         events = self.script.events
         for index, event in enumerate(events):
             self.position = index
+            self.recorder.running(event)
             yield from self._collect_returned_call()
             action = event.action
             if isinstance(action, s.Packet) and action.direction == ">":
@@ -203,7 +209,7 @@ class Engine:
         if events:
             yield from self._report_leftover_frames(events[-1])
         yield from self._reset_open_connections()
-        return Outcome(tuple(self.warnings), tuple(self.inject_delays))
+        return Outcome(tuple(self.warnings), tuple(self.inject_delays), self.recorder.finish())
 
     # ---------------------------------------------------------- scheduling
 
@@ -269,6 +275,7 @@ class Engine:
                 self.frames.append(captured)  # for a later line about that connection
             else:
                 self.trace(f"ignored outbound frame of an earlier connection at {_sec(captured.at)}")
+                self._record_ignored(captured, dgram)
             return
         early = until - captured.at > self._tolerance(until)
         if conn is not None and early and not self._next_outbound_is_any_time():
@@ -284,6 +291,7 @@ class Engine:
             return
         self.reported.add(captured)
         actual = match.actual_in_script_terms(dgram, conn.seqmap, use_ace=False)
+        self.recorder.outbound(captured, actual, unexpected=True)
         message = f"unexpected outbound packet at {_sec(captured.at)} sec, {when}"
         detail = f"actual packet: {render_packet(actual)}"
         if self.options.unexpected == "fail":
@@ -303,6 +311,14 @@ class Engine:
             conn = self._owner(dgram) if dgram is not None else None
             if conn is not None and (conn is self.current or self.names_ports):
                 self._unexpected(last, captured, dgram, conn, "which no line of the script expects")
+            elif dgram is not None:
+                self._record_ignored(captured, dgram)
+
+    def _record_ignored(self, captured: Captured, dgram: wire.Datagram) -> None:
+        """A segment of a connection the script no longer follows, for the timeline."""
+        conn = self._owner(dgram)
+        actual = match.actual_in_script_terms(dgram, conn.seqmap if conn else SeqMap(), use_ace=False)
+        self.recorder.outbound(captured, actual, ignored=True)
 
     def _next_outbound_is_any_time(self) -> bool:
         return self.plan.next_outbound_is_flexible[self.position]
@@ -329,6 +345,8 @@ class Engine:
             captured, actual, problems = yield from self._expect_segment(event, packet, deadline, scheduled)
         else:
             captured, actual, problems = yield from self._expect_datagram(event, packet, deadline)
+        self.recorder.event(event, scheduled if earliest is not None else None, captured.at)
+        self.recorder.outbound(captured, actual, event.loc.line, packet, problems)
         if problems:
             detail = "\n".join([*problems[1:], f"script packet: {render_packet(packet)}",
                                 f"actual packet: {render_packet(actual)}"])
@@ -360,6 +378,8 @@ class Engine:
                 kept.append(captured)
             else:
                 self.trace(f"ignored outbound frame of another connection at {_sec(captured.at)}")
+                if isinstance(dgram.transport, wire.TcpHeader):
+                    self._record_ignored(captured, dgram)
 
     def _expect_segment(self, event: s.Event, packet: s.Packet, deadline: int, scheduled: int):
         expected = packet.body
@@ -505,6 +525,7 @@ class Engine:
         scheduled, _ = self._scheduled(event, inbound=True)
         # Built before the wait, so that it leaves the moment it is due.
         gso_size = 0
+        conn = None
         try:
             if isinstance(body, s.TcpSegment):
                 conn = self._connection_for_inbound(body)
@@ -519,6 +540,9 @@ class Engine:
         yield from self._sleep_until(event, scheduled)
         done = yield Inject(frame, gso_size)
         self.trace(f"{_sec(done.at)} {render_packet(packet)}")
+        self.recorder.event(event, scheduled, done.at)
+        self.recorder.inbound(done.at, event.loc.line, packet,
+                              (conn.local_port, conn.remote_port) if conn else None)
         self.inject_delays.append(done.at - scheduled)
         self._late_check(event, "inbound packet", scheduled, done.at)
         self._happened(scheduled, done.at, inbound=True)
@@ -663,6 +687,7 @@ class Engine:
             self.current = None  # a new socket under test: the next inbound SYN opens a new connection
         done = yield StartCall(call, event.loc, blocking)
         self.trace(f"{_sec(done.at)} {render_syscall(call)}")
+        self.recorder.event(event, scheduled, done.at, done.returned_at, done.result)
         self._late_check(event, "system call start", scheduled, done.at)
         if blocking:
             base = 0 if isinstance(event.time, s.AbsoluteTime) else anchor
@@ -683,6 +708,7 @@ class Engine:
         until = flight.expected_end + flight.tolerance if must_return else 0
         response = yield AwaitCall(until)
         if isinstance(response, Done) and response.returned_at is not None:
+            self.recorder.returned(flight.event, response.returned_at, response.result)
             self._check_return(response.returned_at)
         elif must_return:
             call = flight.event.action
@@ -705,6 +731,7 @@ class Engine:
         yield from self._sleep_until(event, scheduled)
         done = yield request
         self.trace(f"{_sec(done.at)} {what} at line {event.loc.line}")
+        self.recorder.event(event, scheduled, done.at, done.returned_at)
         if done.output:
             self.warnings.append(f"{event.loc}: command printed:\n{done.output}")
         self._late_check(event, f"{what} start", scheduled, done.at)
@@ -723,4 +750,7 @@ class Engine:
             tcp = wire.TcpHeader(src_port=conn.remote_port, dst_port=conn.local_port,
                                  seq=conn.last_kernel_ack, ack=0, flags=wire.RST, window=0,
                                  urg_ptr=0, options=())
-            yield Inject(wire.encode_tcp(self._inbound_ip(s.IpInfo()), tcp, b""))
+            done = yield Inject(wire.encode_tcp(self._inbound_ip(s.IpInfo()), tcp, b""))
+            seq = conn.seqmap.remote_to_script(conn.last_kernel_ack, False)
+            self.recorder.inbound(done.at, None, s.Packet("<", s.TcpSegment("R", seq, seq, 0, window=0)),
+                                  (conn.local_port, conn.remote_port))

@@ -15,6 +15,8 @@ class TcptestError(Exception):
     # What the run noticed before it failed (unexpected segments, what
     # commands printed); set on the instance, which keeps it across a pickle.
     warnings: tuple[str, ...] = ()
+    # What the run did up to the error (a tcptest.timeline.Timeline), set the same way.
+    timeline = None
 
 
 class ScriptError(TcptestError):

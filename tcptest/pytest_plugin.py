@@ -39,9 +39,10 @@ class TcptestWarning(UserWarning):
 class ScriptFailed(Exception):
     """A run's verdict was a failure; repr_failure shows it."""
 
-    def __init__(self, verdict):
+    def __init__(self, verdict, page: str | None = None):
         super().__init__(verdict.error)
         self.verdict = verdict
+        self.page = page  # the run's HTML page (ladder diagram, script, captures)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -150,16 +151,23 @@ class ScriptItem(pytest.Item):
         if verdict.passed:
             if verdict.pcap:  # only failures keep their capture
                 Path(verdict.pcap).unlink(missing_ok=True)
+                Path(verdict.pcap).with_suffix(".pcapng").unlink(missing_ok=True)
             return
         if verdict.pcap:
             self.user_properties.append(("pcap", verdict.pcap))
-        raise ScriptFailed(verdict)
+        from .html_report import write_page
+
+        page = write_page(_pcap_dir(self.config), verdict)
+        self.user_properties.append(("report", page))
+        raise ScriptFailed(verdict, page)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ScriptFailed):
             from .report import failure_text
 
-            return failure_text(excinfo.value.verdict)
+            failed = excinfo.value
+            text = failure_text(failed.verdict)
+            return f"{text}\nreport: {failed.page}" if failed.page else text
         return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
@@ -167,6 +175,26 @@ class ScriptItem(pytest.Item):
         # bare name as the domain: pytest shows a domain that ends the node id
         # with its dots turned into "::" (tcp_x::pkt[ipv4]).
         return self.path, 0, f"tcptest {self.name}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """With pytest-html, a failed script's report entry links its page and
+    shows its ladder diagram."""
+    outcome = yield
+    report = outcome.get_result()
+    html_plugin = item.config.pluginmanager.getplugin("html")
+    if html_plugin is None or call.excinfo is None or not isinstance(call.excinfo.value, ScriptFailed):
+        return
+    failed = call.excinfo.value
+    extras = list(getattr(report, "extras", []))
+    if failed.page:
+        extras.append(html_plugin.extras.url(Path(failed.page).as_uri(), name="tcptest report"))
+    if failed.verdict.timeline is not None:
+        from .ladder import svg
+
+        extras.append(html_plugin.extras.html(f'<div class="tcptest-ladder">{svg(failed.verdict.timeline)}</div>'))
+    report.extras = extras
 
 
 def _pcap_dir(config: pytest.Config) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from . import ladder, timeline
 from .source import excerpt, read_source
 
 if TYPE_CHECKING:
@@ -43,10 +45,16 @@ def script_excerpt(verdict: Verdict, context: int = 2) -> str | None:
     return excerpt(text, verdict.line, context)
 
 
-def failure_text(verdict: Verdict) -> str:
+# A failure's ladder diagram shows this many rows up to the failure.
+LADDER_ROWS = 40
+
+
+def failure_text(verdict: Verdict, colour: bool = False, ladder_rows: int | None = LADDER_ROWS) -> str:
     """A failed run in full, read like a compiler's error: the error line, the
     script around it, the rest of the error (the expected and the actual
-    segment), warnings, and the pcap to look at."""
+    segment), warnings, the pcap to look at, and the ladder diagram of the
+    run up to the failure (its last `ladder_rows` rows; None: all of them;
+    `colour`: with ANSI colours)."""
     error_lines = (verdict.error or "failed without an error message").rstrip().splitlines()
     parts = error_lines[:1]
     around = script_excerpt(verdict)
@@ -56,6 +64,11 @@ def failure_text(verdict: Verdict) -> str:
     parts.extend(f"warning: {warning}" for warning in verdict.warnings)
     if verdict.pcap:
         parts.append(f"pcap: {verdict.pcap}")
+        annotated = Path(verdict.pcap).with_suffix(".pcapng")
+        if annotated.exists():
+            parts.append(f"pcapng: {annotated} (each packet's comment names its script line)")
+    if verdict.timeline is not None and verdict.timeline.entries:
+        parts.extend(["", ladder.text(verdict.timeline, colour, last=ladder_rows)])
     return "\n".join(parts)
 
 
@@ -74,9 +87,10 @@ def summary_line(verdicts: Iterable[Verdict]) -> str:
     return f"{passed} passed, {failed} failed"
 
 
-def text_closing(verdicts: Sequence[Verdict]) -> str:
+def text_closing(verdicts: Sequence[Verdict], colour: bool = False) -> str:
     """The end of a text run: each failure in full, then the summary line."""
-    parts = [f"FAIL {verdict.name}\n{failure_text(verdict)}\n" for verdict in verdicts if not verdict.passed]
+    parts = [f"FAIL {verdict.name}\n{failure_text(verdict, colour)}\n"
+             for verdict in verdicts if not verdict.passed]
     parts.append(summary_line(verdicts))
     return "\n".join(parts)
 
@@ -142,7 +156,61 @@ def verdict_dict(verdict: Verdict) -> dict:
         "warnings": list(verdict.warnings),
         "duration": round(verdict.duration, 6),
         "pcap": verdict.pcap,
+        "timeline": timeline.to_dict(verdict.timeline) if verdict.timeline is not None else None,
     }
+
+
+def verdict_from_dict(data: dict) -> Verdict:
+    """A run object of `verdict_dict` (keys it does not know are left out)."""
+    from .runner import Verdict
+
+    saved = data.get("timeline")
+    return Verdict(data["path"], data["ip_version"], bool(data["passed"]), error=data.get("error"),
+                   line=data.get("line"), warnings=tuple(data.get("warnings") or ()),
+                   duration=float(data.get("duration") or 0.0), pcap=data.get("pcap"),
+                   timeline=timeline.from_dict(saved) if saved else None)
+
+
+def load_results(path: str) -> list[Verdict]:
+    """The runs of a results file: what `--format=json` prints (or any JSON
+    with a top-level `results` list of `verdict_dict` objects), or one run object."""
+    from .errors import TcptestError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except OSError as err:
+        raise TcptestError(f"{path}: cannot read it: {err.strerror}") from None
+    except json.JSONDecodeError as err:
+        raise TcptestError(f"{path}:{err.lineno}: not JSON: {err.msg}") from None
+    runs = document.get("results") if isinstance(document, dict) and "results" in document else [document]
+    try:
+        return [verdict_from_dict(run) for run in runs]
+    except (KeyError, TypeError, ValueError) as err:
+        raise TcptestError(f"{path}: not a tcptest results file (what tcptest run --format=json "
+                           f"writes): {type(err).__name__}: {err}") from None
+
+
+def select(verdicts: Sequence[Verdict], names: Sequence[str], every: bool = False) -> list[Verdict]:
+    """The runs `tcptest explain` draws: those a name matches (a glob, or a
+    part of the run's name or path), else all (`every`) or the failed ones."""
+    from fnmatch import fnmatch
+
+    if names:
+        return [v for v in verdicts
+                if any(fnmatch(v.name, name) or name in v.name or name in v.path for name in names)]
+    return [v for v in verdicts if every or not v.passed]
+
+
+def explain_text(verdict: Verdict, colour: bool = False) -> str:
+    """A saved run drawn again: its result line, the failure in full, and its
+    whole ladder diagram."""
+    head = result_line(verdict)
+    if not verdict.passed:
+        return f"{head}\n{failure_text(verdict, colour, ladder_rows=None)}\n"
+    if verdict.timeline is None:
+        return f"{head}\n(no timeline saved for this run)\n"
+    return f"{head}\n{ladder.text(verdict.timeline, colour)}\n"
 
 
 def json_report(verdicts: Sequence[Verdict]) -> str:

@@ -28,6 +28,7 @@ from .pcap import PcapWriter, load_scapy_writer
 from .plan import Plan, make_plan
 from .pycode import PythonBlocks
 from .script import Script
+from .timeline import Timeline
 
 # A run that goes on longer than this is stopped: the longest corpus script
 # takes about 10 s; a hang must not hold a CI job forever.
@@ -47,6 +48,7 @@ class Verdict:
     duration: float = 0.0
     pcap: str | None = None
     inject_delays_usecs: tuple[int, ...] = ()
+    timeline: Timeline | None = None  # what happened, in order (tcptest.timeline)
 
     @property
     def name(self) -> str:
@@ -101,10 +103,10 @@ def run(request: RunRequest, trace: Callable[[str], None] | None = None) -> Verd
         pcap = _pcap_path(request, ip_version)
         return Verdict(request.path, ip_version, False, error=str(err), line=line,
                        warnings=err.warnings, duration=time.monotonic() - started,
-                       pcap=pcap if pcap and os.path.exists(pcap) else None)
+                       pcap=pcap if pcap and os.path.exists(pcap) else None, timeline=err.timeline)
     return Verdict(request.path, ip_version, True, warnings=outcome.warnings,
                    duration=time.monotonic() - started, pcap=pcap_path,
-                   inject_delays_usecs=outcome.inject_delays_usecs)
+                   inject_delays_usecs=outcome.inject_delays_usecs, timeline=outcome.timeline)
 
 
 def _pcap_path(request: RunRequest, ip_version: str) -> str | None:
@@ -131,16 +133,35 @@ def _run_here(plan: Plan, pcap_path: str | None, trace) -> e.Outcome:
                        prefix_len=options.local_prefix_len, mtu=options.mtu,
                        remote_prefix_len=options.remote_prefix_len)
     pcap = PcapWriter(pcap_path) if pcap_path else None
+    timeline = None
     try:
         with TunDevice(config) as tun:
-            return _run_events(plan, commands, tun, pcap, trace, notes)
+            outcome = _run_events(plan, commands, tun, pcap, trace, notes)
+        timeline = outcome.timeline
+        return outcome
     except TcptestError as err:
         err.warnings = tuple(notes.lines)
+        timeline = err.timeline
         raise
     finally:
         if pcap:
             pcap.close()
+            if timeline is not None:
+                _write_annotated_capture(pcap, timeline)
         commands.restore_file().unlink(missing_ok=True)
+
+
+def _write_annotated_capture(pcap: PcapWriter, timeline) -> None:
+    """The run's capture again as .pcapng, each packet commented with the
+    script line that sent or expected it (see timeline.packet_comments)."""
+    from .pcap import write_pcapng
+    from .timeline import packet_comments
+
+    records = pcap.records()
+    notes = packet_comments(timeline, records)
+    write_pcapng(Path(pcap.path).with_suffix(".pcapng"),
+                 ((frame, timestamp, comments, outbound)
+                  for (frame, timestamp), (comments, outbound) in zip(pcap.frames, notes)))
 
 
 class Notes:
@@ -173,8 +194,9 @@ def _run_events(plan: Plan, commands: CommandRunner, tun: TunDevice,
             notes.run(script.init.command.text, script.init.loc, "init")
         driver = Driver(tun, calls, commands, PythonBlocks(), pcap)
         outcome = driver.run(engine.run())
-    except TcptestError:
+    except TcptestError as err:
         notes.lines.extend(engine.warnings)
+        err.timeline = engine.recorder.finish(err)
         if init_ran and script.cleanup:
             try:
                 notes.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
@@ -186,4 +208,4 @@ def _run_events(plan: Plan, commands: CommandRunner, tun: TunDevice,
     notes.lines.extend(outcome.warnings)
     if script.cleanup:
         notes.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
-    return e.Outcome(tuple(notes.lines), outcome.inject_delays_usecs)
+    return e.Outcome(tuple(notes.lines), outcome.inject_delays_usecs, outcome.timeline)

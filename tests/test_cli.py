@@ -195,5 +195,6 @@ def test_real_runs_with_pcaps(tmp_path, capsys):
     assert out.splitlines()[-1] == "1 passed, 1 failed"
     assert "expected: mss 1200 actual: mss 1460" in out
     assert f"pcap: {tmp_path}/caps/wrong.ipv4.pcap" in out
+    assert f"pcapng: {tmp_path}/caps/wrong.ipv4.pcapng" in out
     assert sorted(path.name for path in (tmp_path / "caps").iterdir()) == [
-        "handshake.ipv4.pcap", "wrong.ipv4.pcap"]
+        "handshake.ipv4.pcap", "handshake.ipv4.pcapng", "wrong.ipv4.pcap", "wrong.ipv4.pcapng"]

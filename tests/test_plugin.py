@@ -123,9 +123,12 @@ def test_a_failure_shows_the_script_the_error_and_keeps_the_pcap(pytester, runs)
         "script packet: > . 1:1(0) ack 1",
         "actual packet: > . 1:1(0) ack 2",
         f"pcap: {pcaps}/fail.ipv4.pcap",
+        f"report: {pcaps}/fail.ipv4-*.html",
         "FAILED fail.pkt::fail.pkt[[]ipv4[]] - /*",  # with the error's first line, as wide as the screen
     ])
-    assert sorted(p.name for p in pcaps.iterdir()) == ["fail.ipv4.pcap"]  # passed runs' are gone
+    [page] = pcaps.glob("fail.ipv4-*.html")  # the failure's page
+    assert sorted(p.name for p in pcaps.iterdir()) == sorted([page.name, "fail.ipv4.pcap"])  # passed runs' are gone
+    assert "fail.pkt[ipv4]" in page.read_text() and 'href="fail.ipv4.pcap"' in page.read_text()
     junit = (pytester.path / "junit.xml").read_text()
     assert 'name="fail.pkt[ipv4]"' in junit
     assert f'<property name="pcap" value="{pcaps}/fail.ipv4.pcap" />' in junit
@@ -228,3 +231,14 @@ def test_real_runs_with_xdist_and_junitxml(pytester):
     result.assert_outcomes(passed=4)
     junit = (pytester.path / "junit.xml").read_text()
     assert junit.count("<testcase ") == 4 and 'name="handshake.pkt[ipv4-mapped-ipv6]"' in junit
+
+
+def test_pytest_html_links_a_failures_page(pytester, runs):
+    pytest.importorskip("pytest_html")
+    pytester.makefile(".pkt", fail="--ip_version=ipv4\n" + BODY)
+    pcaps = pytester.path / "caps"
+    result = pytester.runpytest("--tcptest-pcap-dir", str(pcaps), "--html=report.html")
+    result.assert_outcomes(failed=1)
+    [page] = pcaps.glob("fail.ipv4-*.html")
+    html = (pytester.path / "report.html").read_text()
+    assert page.as_uri() in html and "tcptest report" in html

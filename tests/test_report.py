@@ -115,5 +115,5 @@ def test_json_report(passed, failed):
     assert document["results"][1] == {
         "name": "handshake.pkt[ipv6]", "path": failed.path, "ip_version": "ipv6", "passed": False,
         "error": failed.error, "line": 5, "warnings": [], "duration": 0.25,
-        "pcap": "/pcaps/handshake.ipv6.pcap"}
+        "pcap": "/pcaps/handshake.ipv6.pcap", "timeline": None}
     assert document["results"][0]["warnings"] == ["packet mismatch ignored"]

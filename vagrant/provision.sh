@@ -30,6 +30,8 @@ apt-get update -qq
 # iproute2: ip, tc, nstat; procps: sysctl; kmod: modprobe (doctor --fix)
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-pip iproute2 ethtool tcpdump kmod procps >/dev/null
+# chromium: the HTML report's test opens it headless; tshark: reads the pcapng comments
+apt-get install -y -qq --no-install-recommends chromium tshark >/dev/null
 
 echo "== tcptest from $REPO into $VENV"
 if [ ! -x "$VENV/bin/python" ]; then

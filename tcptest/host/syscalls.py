@@ -169,6 +169,18 @@ class PendingCall:
     def done(self) -> bool:
         return self._done.is_set()
 
+    @property
+    def result(self) -> tuple[int, int] | None:
+        """(what the call returned, errno), once it returned; a new descriptor
+        by the number the script names it with (the live one differs)."""
+        if not self.done:
+            return None
+        value = self._result
+        named = self.call.result
+        if calls.CALLS[self.call.name].returns_fd and value >= 0 and isinstance(named, s.Integer) and named.value >= 0:
+            value = named.value
+        return value, self._errno
+
     def _run(self) -> None:
         self._tid = threading.get_native_id()
         self._started.set()
