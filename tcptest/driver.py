@@ -40,13 +40,7 @@ class Driver:
         if self.pcap:
             self.pcap.script_start = self.start  # for the annotated capture's times
         self.pending_call = None
-        response: e.Response | None = None
-        while True:
-            try:
-                request = steps.send(response) if response is not None else next(steps)
-            except StopIteration as stop:
-                return stop.value
-            response = self._answer(request)
+        return e.drive(steps, self._answer)
 
     # ---------------------------------------------------------------- clock
 

@@ -9,12 +9,14 @@ answers (tests/test_engine.py) as well as by the real driver.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Generator
 
 from . import match, wire
 from . import script as s
 from .errors import RunFailure
+from .connections import Connection, ConnectionTable
+from .inbound import InboundFrames
 from .plan import Plan
 from .render import render_packet, render_syscall
 from .seq import SeqMap, seq_diff, u32
@@ -106,23 +108,6 @@ Response = Captured | Elapsed | Done
 LATE_GRACE_USECS = 250_000
 # `*` has no deadline in packetdrill; a run must end, so we stop here.
 ANY_TIME_LIMIT_USECS = 10_000_000
-EPHEMERAL_PORT_BASE = 40000
-
-
-@dataclass(slots=True)
-class Connection:
-    """One TCP connection between the kernel and the scripted peer."""
-
-    local_port: int
-    remote_port: int
-    active: bool  # the kernel opened it
-    seqmap: SeqMap = field(default_factory=SeqMap)
-    last_kernel_ack: int | None = None  # live
-    reset: bool = False
-    new_remote_isn: int | None = None  # of a SYN on this 4-tuple, until the kernel answers it
-    ts_base_at: int = 0  # script time of the kernel's first timestamp (seqmap.ts_base)
-
-
 @dataclass(slots=True)
 class _InFlight:
     event: s.Event
@@ -135,6 +120,18 @@ class Outcome:
     warnings: tuple[str, ...]
     inject_delays_usecs: tuple[int, ...]  # how late each inbound segment left
     timeline: Timeline | None = None
+
+
+def drive(steps: Generator[Request, Response, Outcome], answer: Callable[[Request], Response]) -> Outcome:
+    """Run an engine's steps to the end with `answer` carrying out each request:
+    the one loop the driver and the tests share."""
+    response: Response | None = None
+    while True:
+        try:
+            request = steps.send(response) if response is not None else next(steps)
+        except StopIteration as stop:
+            return stop.value
+        response = answer(request)
 
 
 def _timestamp(options) -> s.Timestamp | None:
@@ -156,9 +153,8 @@ def _sec(usecs: int) -> str:
 
 
 class Engine:
-    """Runs one planned script. Use: `gen = Engine(make_plan(script, options)).run()`, then
-    `request = next(gen)`, `request = gen.send(response)` ... until StopIteration
-    carries the `Outcome`; a failure is raised as `RunFailure`."""
+    """Runs one planned script: `drive(Engine(make_plan(script, options)).run(), answer)`
+    returns the `Outcome`; a failure is raised as `RunFailure`."""
 
     def __init__(self, plan: Plan, trace: Callable[[str], None] | None = None):
         self.plan = plan
@@ -167,8 +163,8 @@ class Engine:
         self.ip_version = plan.wire_version
         self.local_ip = options.live_local_ip
         self.remote_ip = options.live_remote_ip
-        self.connections: list[Connection] = []
-        self.current: Connection | None = None
+        self.table = ConnectionTable(options.bind_port)
+        self.frames_in = InboundFrames(options, plan.wire_version)
         self.frames: deque[Captured] = deque()
         self.reported: set[Captured] = set()  # unexpected frames already reported
         self.inflight: _InFlight | None = None
@@ -176,7 +172,6 @@ class Engine:
         self.trace = trace or (lambda line: None)
         self.inject_delays: list[int] = []
         self.recorder = Recorder(self.local_ip, self.remote_ip)
-        self._next_remote_port = EPHEMERAL_PORT_BASE
         self.names_ports = plan.names_ports
         # anchors, in usecs since the start
         self.prev_live = 0
@@ -202,7 +197,7 @@ class Engine:
             elif isinstance(action, s.Command):
                 yield from self._timed_run(event, RunCommand(action.text, event.loc), "command")
             else:
-                ports = (self.current.local_port, self.current.remote_port) if self.current else None
+                ports = self.table.current.ports if self.table.current else None
                 yield from self._timed_run(event, RunCode(action.text, event.loc, ports), "Python code")
         if self.inflight is not None:
             yield from self._finish_inflight(must_return=True)
@@ -269,8 +264,8 @@ class Engine:
         dgram = self._decode(captured)
         if dgram is None:
             return
-        conn = self._owner(dgram)
-        if conn is not None and conn is not self.current:
+        conn = self.table.owner(dgram.transport)
+        if conn is not None and conn is not self.table.current:
             if self.names_ports:
                 self.frames.append(captured)  # for a later line about that connection
             else:
@@ -308,15 +303,15 @@ class Engine:
         while self.frames:
             captured = self.frames.popleft()
             dgram = self._decode(captured)
-            conn = self._owner(dgram) if dgram is not None else None
-            if conn is not None and (conn is self.current or self.names_ports):
+            conn = self.table.owner(dgram.transport) if dgram is not None else None
+            if conn is not None and (conn is self.table.current or self.names_ports):
                 self._unexpected(last, captured, dgram, conn, "which no line of the script expects")
             elif dgram is not None:
                 self._record_ignored(captured, dgram)
 
     def _record_ignored(self, captured: Captured, dgram: wire.Datagram) -> None:
         """A segment of a connection the script no longer follows, for the timeline."""
-        conn = self._owner(dgram)
+        conn = self.table.owner(dgram.transport)
         actual = match.actual_in_script_terms(dgram, conn.seqmap if conn else SeqMap(), use_ace=False)
         self.recorder.outbound(captured, actual, ignored=True)
 
@@ -373,7 +368,7 @@ class Engine:
             if claimed is not None:
                 self.frames.extendleft(reversed(kept))
                 return captured, dgram, claimed
-            if isinstance(dgram.transport, wire.TcpHeader) and self._owner(dgram) is not None \
+            if isinstance(dgram.transport, wire.TcpHeader) and self.table.owner(dgram.transport) is not None \
                     and (self.names_ports or not tcp):
                 kept.append(captured)
             else:
@@ -384,7 +379,7 @@ class Engine:
     def _expect_segment(self, event: s.Event, packet: s.Packet, deadline: int, scheduled: int):
         expected = packet.body
         captured, dgram, conn = yield from self._take_frame(
-            event, deadline, lambda d: self._owner_for_expected(d, expected), tcp=True)
+            event, deadline, lambda d: self.table.owner_for_expected(d.transport, expected), tcp=True)
         if expected.flags.find("S") >= 0 and dgram.transport.flags & wire.SYN:
             conn.seqmap.local_isn_live = dgram.transport.seq
             conn.seqmap.local_isn_script = expected.seq_start
@@ -456,7 +451,7 @@ class Engine:
             if captured is None:
                 break
             more = self._decode(captured)
-            if more is None or self._owner(more) is not conn:
+            if more is None or self.table.owner(more.transport) is not conn:
                 continue
             tcp, nxt = dgram.transport, more.transport
             if nxt.seq != u32(tcp.seq + len(dgram.payload)) or not more.payload:
@@ -489,33 +484,6 @@ class Engine:
             return None  # neighbour discovery, MLD and the like
         return dgram
 
-    def _owner(self, dgram: wire.Datagram) -> Connection | None:
-        tcp = dgram.transport
-        for conn in reversed(self.connections):
-            if conn.local_port == tcp.src_port and conn.remote_port == tcp.dst_port:
-                return conn
-        return None
-
-    def _owner_for_expected(self, dgram: wire.Datagram, expected: s.TcpSegment) -> Connection | None:
-        """The connection a captured frame is matched for: the current one, or
-        a new active one when the kernel sends a SYN of its own. Frames of
-        older connections are ignored, as in packetdrill."""
-        tcp = dgram.transport
-        if (expected.src_port not in (None, tcp.src_port)) or (expected.dst_port not in (None, tcp.dst_port)):
-            return None
-        conn = self._owner(dgram)
-        if conn is not None and (expected.src_port is not None or expected.dst_port is not None):
-            self.current = conn
-            return conn
-        if tcp.flags & wire.SYN and not tcp.flags & wire.ACK:
-            retransmitted = conn is not None and conn.active and conn.seqmap.local_isn_live == tcp.seq
-            if not retransmitted:
-                conn = Connection(local_port=tcp.src_port, remote_port=tcp.dst_port, active=True)
-                self.connections.append(conn)
-            self.current = conn
-            return conn
-        return conn if conn is self.current else None
-
     # ----------------------------------------------------- inbound segments
 
     def _inject(self, event: s.Event) -> Generator[Request, Response, None]:
@@ -528,150 +496,24 @@ class Engine:
         conn = None
         try:
             if isinstance(body, s.TcpSegment):
-                conn = self._connection_for_inbound(body)
-                frame = self._build_inbound(event, packet, body, conn)
-                gso_size = self._gso_size(body)
+                conn = self.table.for_inbound(body)
+                frame = self.frames_in.tcp(event.loc, packet, body, conn)
+                gso_size = self.frames_in.gso_size(body)
             elif isinstance(body, s.IcmpMessage):
-                frame = self._build_icmp(packet, body)
+                frame = self.frames_in.icmp(packet, body, self.plan.icmp_numbers[self.position],
+                                            self.table.current)
             else:
-                frame = self._build_udp(packet, body)
+                frame = self.frames_in.udp(packet, body)
         except wire.EncodeError as err:
             raise RunFailure(event.loc, f"cannot build this packet: {err}{_undefined_hint(body)}") from None
         yield from self._sleep_until(event, scheduled)
         done = yield Inject(frame, gso_size)
         self.trace(f"{_sec(done.at)} {render_packet(packet)}")
         self.recorder.event(event, scheduled, done.at)
-        self.recorder.inbound(done.at, event.loc.line, packet,
-                              (conn.local_port, conn.remote_port) if conn else None)
+        self.recorder.inbound(done.at, event.loc.line, packet, conn.ports if conn else None)
         self.inject_delays.append(done.at - scheduled)
         self._late_check(event, "inbound packet", scheduled, done.at)
         self._happened(scheduled, done.at, inbound=True)
-
-    def _build_icmp(self, packet: s.Packet, body: s.IcmpMessage) -> bytes:
-        """An ICMP error from the peer about a segment the kernel sent: the
-        quoted TCP header carries the kernel's live ports and seq. A line
-        that quotes nothing quotes seq 0 (the kernel's ISN) without payload,
-        as packetdrill does: the kernel ignores an ICMP error quoting nothing."""
-        icmp_type, code = self.plan.icmp_numbers[self.position]
-        start, _, length = body.quoted if body.quoted is not None else (0, 0, 0)
-        conn = self.current
-        seqmap = conn.seqmap if conn else SeqMap()
-        tcp = wire.TcpHeader(
-            src_port=conn.local_port if conn else self.options.bind_port,
-            dst_port=conn.remote_port if conn else EPHEMERAL_PORT_BASE,
-            seq=seqmap.local_to_live(start, False), ack=0, flags=wire.ACK, window=0)
-        original = wire.IpHeader(version=self.ip_version, src=self.local_ip, dst=self.remote_ip)
-        quoted = wire.icmp_quote(wire.encode_tcp(original, tcp, length))
-        icmp = wire.IcmpHeader(type=icmp_type, code=code, mtu=body.mtu, quoted=quoted)
-        return wire.encode_icmp(self._inbound_ip(packet.ip), icmp)
-
-    def _build_udp(self, packet: s.Packet, body: s.UdpDatagram) -> bytes:
-        udp = wire.UdpHeader(src_port=body.src_port or EPHEMERAL_PORT_BASE,
-                             dst_port=body.dst_port or self.options.bind_port)
-        return wire.encode_udp(self._inbound_ip(packet.ip), udp, body.length)
-
-    def _gso_size(self, body: s.TcpSegment) -> int:
-        mss = self.options.mss
-        return mss if mss and body.length > mss else 0
-
-    def _connection_for_inbound(self, body: s.TcpSegment) -> Connection:
-        if body.src_port is not None or body.dst_port is not None:
-            return self._named_connection(body)
-        syn = "S" in body.flags
-        ack = "." in body.flags
-        conn = self.current
-        if syn and not ack:
-            simultaneous_open = conn is not None and conn.active and conn.seqmap.remote_isn is None
-            retransmitted = conn is not None and not conn.active and conn.seqmap.remote_isn == body.seq_start
-            if not (simultaneous_open or retransmitted):
-                conn = self._new_passive_connection()
-            conn.seqmap.remote_isn = body.seq_start
-        elif conn is None:
-            conn = self._new_passive_connection()
-        elif syn and conn.seqmap.remote_isn is None:
-            conn.seqmap.remote_isn = body.seq_start  # SYN-ACK answering the kernel's SYN
-        return conn
-
-    def _named_connection(self, body: s.TcpSegment) -> Connection:
-        """An inbound line that names its ports (`< 40001>8080 S ...`) goes to
-        that connection, opened by it if new: so one script can drive several
-        connections at once (packetdrill follows one)."""
-        local = body.dst_port if body.dst_port is not None else self.options.bind_port
-        remote = body.src_port if body.src_port is not None else self._next_remote_port
-        conn = next((c for c in reversed(self.connections)
-                     if (c.local_port, c.remote_port) == (local, remote)), None)
-        if conn is None:
-            conn = Connection(local_port=local, remote_port=remote, active=False)
-            self.connections.append(conn)
-            self._next_remote_port = max(self._next_remote_port, remote + 1)
-        if "S" in body.flags:
-            if conn.seqmap.remote_isn is None:
-                conn.seqmap.remote_isn = body.seq_start
-            elif conn.seqmap.remote_isn != body.seq_start:
-                # A SYN on a connection that exists: in its window it is answered
-                # with a challenge ACK in the old numbers; only a SYN-ACK from
-                # the kernel starts a new incarnation with this ISN.
-                conn.new_remote_isn = body.seq_start
-        self.current = conn
-        return conn
-
-    def _new_passive_connection(self) -> Connection:
-        conn = Connection(local_port=self.options.bind_port, remote_port=self._next_remote_port, active=False)
-        self._next_remote_port += 1
-        self.connections.append(conn)
-        self.current = conn
-        return conn
-
-    def _build_inbound(self, event: s.Event, packet: s.Packet, body: s.TcpSegment, conn: Connection) -> bytes:
-        seqmap = conn.seqmap
-        syn = "S" in body.flags
-        options = tuple(self._inbound_option(event, opt, conn) for opt in body.options or ())
-        tcp = wire.TcpHeader(
-            src_port=conn.remote_port,
-            dst_port=conn.local_port,
-            seq=seqmap.remote_to_live(body.seq_start, syn),
-            ack=seqmap.local_to_live(body.ack, syn) if body.ack is not None else 0,
-            flags=wire.flags_from_letters(body.flags, body.ace),
-            window=body.window or 0,
-            urg_ptr=body.urg or 0,
-            options=options,
-        )
-        ip = self._inbound_ip(packet.ip)
-        return wire.encode_tcp(ip, tcp, bytes(body.length))
-
-    def _inbound_ip(self, info: s.IpInfo) -> wire.IpHeader:
-        ecn = match.ECN_CODEPOINTS[info.ecn][0] if info.ecn else 0
-        tos = info.tos if info.tos is not None else ecn
-        return wire.IpHeader(
-            version=self.ip_version, src=self.remote_ip, dst=self.local_ip,
-            tos=(tos & ~3) | ecn if info.ecn else tos,
-            ttl=info.ttl if info.ttl is not None else 255,
-            flowlabel=info.flowlabel or 0)
-
-    def _inbound_option(self, event: s.Event, option, conn: Connection):
-        seqmap = conn.seqmap
-        if isinstance(option, s.Sack):
-            return s.Sack(tuple((seqmap.local_to_live(left, False), seqmap.local_to_live(right, False))
-                                for left, right in option.blocks))
-        if isinstance(option, s.Timestamp) and option.ecr:
-            live = seqmap.ts_vals.get(option.ecr)
-            if live is None and not seqmap.ts_vals:
-                live = option.ecr  # nothing to echo yet (a SYN): the kernel ignores it
-            elif live is None:
-                live = self._scaled_ecr(event, option.ecr, seqmap)
-            return s.Timestamp(option.val, live)
-        return option
-
-    def _scaled_ecr(self, event: s.Event, ecr: int, seqmap: SeqMap) -> int:
-        """An ecr no outbound line wrote as a TS val: with --tcp_ts_ecr_scaled,
-        extrapolate from the nearest known val at the kernel's 1 ms tick;
-        otherwise it is the script's mistake, as in packetdrill."""
-        if not self.options.tcp_ts_ecr_scaled:
-            known = ", ".join(str(v) for v in sorted(seqmap.ts_vals))
-            raise RunFailure(event.loc, f"TS ecr {ecr} matches no TS val of an earlier outbound "
-                                        f"segment (known: {known})")
-        nearest = min(seqmap.ts_vals, key=lambda val: abs(val - ecr))
-        return u32(seqmap.ts_vals[nearest] + (ecr - nearest))
 
     # -------------------------------------------- calls, commands and code
 
@@ -684,7 +526,7 @@ class Engine:
         yield from self._sleep_until(event, scheduled)
         blocking = call.end_usecs is not None
         if call.name == "socket":
-            self.current = None  # a new socket under test: the next inbound SYN opens a new connection
+            self.table.current = None  # a new socket under test: the next inbound SYN opens a new connection
         done = yield StartCall(call, event.loc, blocking)
         self.trace(f"{_sec(done.at)} {render_syscall(call)}")
         self.recorder.event(event, scheduled, done.at, done.returned_at, done.result)
@@ -744,13 +586,8 @@ class Engine:
 
     def _reset_open_connections(self) -> Generator[Request, Response, None]:
         """Leave no connection for the kernel to retransmit on, as packetdrill."""
-        for conn in self.connections:
-            if conn.reset or conn.last_kernel_ack is None:
-                continue
-            tcp = wire.TcpHeader(src_port=conn.remote_port, dst_port=conn.local_port,
-                                 seq=conn.last_kernel_ack, ack=0, flags=wire.RST, window=0,
-                                 urg_ptr=0, options=())
-            done = yield Inject(wire.encode_tcp(self._inbound_ip(s.IpInfo()), tcp, b""))
+        for conn in self.table.still_open():
+            done = yield Inject(self.frames_in.reset(conn))
             seq = conn.seqmap.remote_to_script(conn.last_kernel_ack, False)
             self.recorder.inbound(done.at, None, s.Packet("<", s.TcpSegment("R", seq, seq, 0, window=0)),
-                                  (conn.local_port, conn.remote_port))
+                                  conn.ports)

@@ -10,6 +10,7 @@ All blocks of a script share one namespace, as in packetdrill.
 from __future__ import annotations
 
 import ast
+import enum
 import textwrap
 import traceback
 import types

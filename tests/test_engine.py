@@ -85,14 +85,7 @@ class FakeKernel:
 
 def run(text: str, kernel: FakeKernel, **options) -> e.Outcome:
     script = parse_script(textwrap.dedent(text), "t.pkt")
-    steps = e.Engine(make_plan(script, replace(RunOptions(), **options))).run()
-    response = None
-    while True:
-        try:
-            request = steps.send(response) if response is not None else next(steps)
-        except StopIteration as stop:
-            return stop.value
-        response = kernel.answer(request)
+    return e.drive(e.Engine(make_plan(script, replace(RunOptions(), **options))).run(), kernel.answer)
 
 
 PASSIVE_OPEN = """\

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from kernel_runs import WIDE_TOLERANCE, run_with_timing_retries
-from tcptest import cli, html_report, ladder
+from tcptest import cli, ladder
 from tcptest import timeline as tl
 from tcptest.runner import RunRequest
 

@@ -12,7 +12,6 @@ import pytest
 
 from test_timeline import SCRIPT, ResultKernel, close_reactions, record
 from tcptest import cli, html_report, ladder, report
-from tcptest import timeline as tl
 from tcptest.runner import Verdict
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

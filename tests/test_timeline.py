@@ -48,14 +48,8 @@ def record(text: str, kernel: FakeKernel, **options) -> tuple[tl.Timeline, RunFa
     """Run the engine against the fake and take its timeline, as the runner does."""
     script = parse_script(textwrap.dedent(text), "t.pkt")
     engine = e.Engine(make_plan(script, replace(RunOptions(), **options)))
-    steps = engine.run()
-    response = None
     try:
-        while True:
-            request = steps.send(response) if response is not None else next(steps)
-            response = kernel.answer(request)
-    except StopIteration as stop:
-        return stop.value.timeline, None
+        return e.drive(engine.run(), kernel.answer).timeline, None
     except RunFailure as failure:
         return engine.recorder.finish(failure), failure
 
