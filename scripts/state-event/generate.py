@@ -672,9 +672,10 @@ def load_runs(results: Path) -> dict[str, dict[str, bool]]:
     """cell path -> IP version -> passed, from what `tcptest run --format=json` wrote."""
     runs: dict[str, dict[str, bool]] = {}
     for run in json.loads(results.read_text())["results"]:
-        path = Path(run["path"]).resolve()
-        if HERE in path.parents:
-            runs.setdefault(str(path.relative_to(HERE)), {})[run["ip_version"]] = bool(run["passed"])
+        parts = Path(run["path"]).parts
+        if HERE.name in parts:  # the path as the run was given it, from wherever it ran
+            cell = Path(*parts[len(parts) - parts[::-1].index(HERE.name):])
+            runs.setdefault(str(cell), {})[run["ip_version"]] = bool(run["passed"])
     return runs
 
 
