@@ -151,3 +151,28 @@ def test_an_answer_where_the_cell_expects_silence_fails_at_the_state_check(tmp_p
     assert verdict.line == line, verdict.error
     assert "unexpected outbound packet" in verdict.error.splitlines()[0]
     assert "actual packet: > . 1:1(0) ack 1 win 1050" in verdict.error
+
+
+# One cell of each state, its answer (or its silence) replaced by another.
+ONE_CELL_PER_STATE = [next(cell for cell in generate.cells() if cell.state is state
+                           and cell.position in (None, "inside") and cell.kind == "rst-ack")
+                      for state in generate.STATES]
+
+
+@pytest.mark.root("runs cells against the kernel: needs root")
+@pytest.mark.parametrize("cell", ONE_CELL_PER_STATE, ids=lambda cell: str(cell.path))
+def test_a_wrong_answer_fails_at_its_line_in_every_state(tmp_path, cell):
+    segment = f"   +0 {cell.segment()}\n"
+    answer = generate.linux(cell).answer
+    # Where the kernel answers, expect a RST instead; where it stays silent,
+    # expect an ACK that never comes.
+    wrong = "R 7:7(0)" if answer is not None else ". 7:7(0) ack 7"
+    old = segment + (f"   +0 {generate.outbound(cell.state)}{answer}\n" if answer is not None else "")
+    path, line = _mutated(tmp_path, str(cell.path), old, f"{segment}   +0 {generate.outbound(cell.state)}{wrong}\n")
+    if cell.state.fin_in_flight:
+        shutil.copy2(MATRIX_DIR / "rto-min.sh", tmp_path / "state-event" / "rto-min.sh")
+    verdict = run(RunRequest(str(path), (("ip_version", "ipv4"),)))
+    assert not verdict.passed
+    assert verdict.line == line + 1, verdict.error
+    said = "live packet field tcp_rst: expected: 1" if answer is not None else "Timed out waiting for packet"
+    assert said in verdict.error.splitlines()[0], verdict.error

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,14 @@ INSIDE = 1000
 # a new connection gets the SYN-ACK the suite knows).
 SYN_OPTIONS = "<mss 1460,sackOK,nop,nop,nop,wscale 7>"
 SYN_ACK_OPTIONS = "<mss 1460,nop,nop,sackOK,nop,wscale 8>"
+
+# The kernel's receive windows (RCV.WND), as the setups below pin them: the
+# request socket's is its SYN-ACK's; the child of the handshake starts with
+# its own, not a multiple of the scale (2**8), until it sends a segment, and
+# from then on it is what that segment advertises (win 1050, scaled).
+SYN_ACK_WINDOW = 65535
+CHILD_WINDOW = 268640
+ADVERTISED_WINDOW = 1050 << 8
 
 LISTENER = """\
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -102,28 +111,30 @@ STATES = (
    +0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)
    +0 > S 0:0(0) <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 8>
 """, None, None, 1, "TCP_SYN_SENT"),
-    State("SYN_RECV", SYN_RECV, 1, 1 + 65535, 1, "TCP_SYN_RECV"),
-    State("ESTABLISHED", ESTABLISHED, 1, 1 + 268640, 1, "TCP_ESTABLISHED"),
-    State("FIN_WAIT1", FIN_WAIT1, 1, 1 + 268800, 2, "TCP_FIN_WAIT1", fin_in_flight=True),
-    State("FIN_WAIT2", FIN_WAIT1 + "   +0 < . 1:1(0) ack 2 win 257\n", 1, 1 + 268800, 2, "TCP_FIN_WAIT2"),
-    State("CLOSE_WAIT", CLOSE_WAIT, 2, 2 + 268800, 1, "TCP_CLOSE_WAIT"),
+    State("SYN_RECV", SYN_RECV, 1, 1 + SYN_ACK_WINDOW, 1, "TCP_SYN_RECV"),
+    State("ESTABLISHED", ESTABLISHED, 1, 1 + CHILD_WINDOW, 1, "TCP_ESTABLISHED"),
+    State("FIN_WAIT1", FIN_WAIT1, 1, 1 + ADVERTISED_WINDOW, 2, "TCP_FIN_WAIT1", fin_in_flight=True),
+    State("FIN_WAIT2", FIN_WAIT1 + "   +0 < . 1:1(0) ack 2 win 257\n", 1, 1 + ADVERTISED_WINDOW, 2, "TCP_FIN_WAIT2"),
+    State("CLOSE_WAIT", CLOSE_WAIT, 2, 2 + ADVERTISED_WINDOW, 1, "TCP_CLOSE_WAIT"),
     State("CLOSING", FIN_WAIT1 + """\
    +0 < F. 1:1(0) ack 1 win 257
    +0 > . 2:2(0) ack 2 win 1050
-""", 2, 2 + 268800, 2, "TCP_CLOSING", fin_in_flight=True),
+""", 2, 2 + ADVERTISED_WINDOW, 2, "TCP_CLOSING", fin_in_flight=True),
     State("LAST_ACK", CLOSE_WAIT + """\
    +0 close(4) = 0
    +0 > F. 1:1(0) ack 2 win 1050
-""", 2, 2 + 268800, 2, "TCP_LAST_ACK", fin_in_flight=True),
+""", 2, 2 + ADVERTISED_WINDOW, 2, "TCP_LAST_ACK", fin_in_flight=True),
     State("TIME_WAIT", FIN_WAIT1 + """\
    +0 < F. 1:1(0) ack 2 win 257
    +0 > . 2:2(0) ack 2 win 1050
-""", 2, 2 + 268800, 2, "TCP_TIME_WAIT"),
+""", 2, 2 + ADVERTISED_WINDOW, 2, "TCP_TIME_WAIT"),
 )
 
 
 @dataclass(frozen=True)
 class Cell:
+    """A kind of segment sent to a state, at a place of its window."""
+
     state: State
     kind: str
     position: str | None  # None where the state has no window
@@ -183,9 +194,9 @@ def setup(state: State) -> str:
 @dataclass(frozen=True)
 class Outcome:
     """What a cell's segment leads to: the segment sent back (script text
-    after `> `, None for nothing), what it is, the state after, the counters
-    that move (nstat names and how much), and why, in the kernel's terms
-    (Linux) or the RFC's words (the RFC)."""
+    after `> `; only Linux's names one), what it is, the state after, the
+    counters that move (nstat names and how much; only Linux's), and why: in
+    the kernel's terms for Linux, a key of RFC_TEXT for the RFC."""
 
     answer: str | None
     answer_kind: str  # "nothing", "ACK", "challenge ACK", "RST", "SYN-ACK"
@@ -609,7 +620,6 @@ def conforms(cell: Cell) -> bool:
 
 
 def _wrap(text: str, prefix: str = "// ", width: int = 78) -> list[str]:
-    import textwrap
     return textwrap.wrap(text, width=width, initial_indent=prefix, subsequent_indent=prefix,
                          break_on_hyphens=False)
 
