@@ -624,17 +624,23 @@ def _wrap(text: str, prefix: str = "// ", width: int = 78) -> list[str]:
                          break_on_hyphens=False)
 
 
+def _spoken(outcome_: Outcome) -> str:
+    """The answer with its article: "an ACK", "a RST", "nothing"."""
+    kind = outcome_.answer_kind
+    return kind if kind == "nothing" else f"{'an' if kind == 'ACK' else 'a'} {kind}"
+
+
 def script(cell: Cell) -> str:
     """The cell's script."""
     mine, theirs = linux(cell), rfc(cell)
     reference, quote = RFC_TEXT[theirs.why]
-    answer = mine.answer_kind if mine.answer is None else f"{mine.answer_kind} ({mine.answer})"
+    answer = "sends nothing back" if mine.answer is None else f"answers with {_spoken(mine)} ({mine.answer})"
     comment = [
         *_wrap(f"State-event matrix: {KIND_NAMES[cell.kind]} ({cell.flags}) to {cell.state.name}, "
                f"{where(cell)}."),
-        *_wrap(f"Linux answers {answer} and the connection is {state_name(mine.state)} after it: {mine.why}."),
+        *_wrap(f"Linux {answer}, and the connection is {state_name(mine.state)} after it: {mine.why}."),
         *_wrap(f'{reference}: "{quote}"'),
-        *_wrap(f"So the RFC says {theirs.answer_kind}, {state_name(theirs.state)}: Linux "
+        *_wrap(f"The RFC says: {_spoken(theirs)}, {state_name(theirs.state)}. Linux "
                + ("conforms." if conforms(cell) else "departs from it.")),
         HEADER,
     ]
