@@ -253,8 +253,7 @@ def _ack(cell: Cell, options: str = "", fin: bool = False) -> str:
 def _linux_closed(cell: Cell) -> Outcome:
     if "R" in cell.flags:
         return outcome(None, "nothing", "TCP_CLOSE", "no socket; a RST is never answered")
-    return outcome(_reset_for(cell), "RST", "TCP_CLOSE", "no socket: tcp_v4_send_reset()",
-                   TcpOutRsts=1)
+    return outcome(_reset_for(cell), "RST", "TCP_CLOSE", "no socket for it: a RST", TcpOutRsts=1)
 
 
 def _linux_listen(cell: Cell) -> Outcome:
@@ -739,9 +738,9 @@ def table(columns: list[tuple[str, dict[str, dict[str, bool]]]]) -> str:
             theirs = rfc(cell)
             said = f"{theirs.answer_kind}, {state_name(theirs.state)}" + \
                 ("" if conforms(cell) else " (**departs**)")
-            position = "" if cell.position is None else f"{cell.position.replace('-', ' ')} "
+            seq = str(cell.seq) if cell.position is None else f"{cell.position.replace('-', ' ')} ({cell.seq})"
             mine = linux(cell)
-            row = [f"[{KIND_NAMES[cell.kind]}]({cell.path})", f"{position}({cell.seq})", _answer(mine),
+            row = [f"[{KIND_NAMES[cell.kind]}]({cell.path})", seq, _answer(mine),
                    state_name(mine.state), _counters(mine), said,
                    *(_result(runs.get(str(cell.path))) for _, runs in columns)]
             lines.append("| " + " | ".join(row) + " |")
