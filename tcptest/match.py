@@ -35,7 +35,11 @@ def actual_in_script_terms(dgram: wire.Datagram, seqmap: SeqMap, use_ace: bool,
     syn = bool(tcp.flags & wire.SYN)
     letters, ace = wire.flags_to_letters(tcp.flags, ace=use_ace)
     options = tuple(_option_in_script_terms(opt, seqmap) for opt in tcp.options)
-    start = seqmap.local_to_script(tcp.seq, syn)
+    # A RST answering a segment without ACK has seq 0 (RFC 9293 section 3.10.7:
+    # <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>), not a number of the
+    # connection's: the script writes it as 0 whatever the kernel's ISN.
+    reset_without_seq = tcp.flags & wire.RST and tcp.flags & wire.ACK and tcp.seq == 0
+    start = 0 if reset_without_seq else seqmap.local_to_script(tcp.seq, syn)
     length = len(dgram.payload)
     segment = s.TcpSegment(
         flags=letters,

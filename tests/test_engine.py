@@ -285,3 +285,36 @@ def test_an_icmp_error_quotes_the_kernels_ports_and_seq_even_unwritten(quote, se
     assert (original.ip.src, original.ip.dst) == (LOCAL, REMOTE)
     assert (original.transport.src_port, original.transport.dst_port) == (8080, 40000)
     assert original.transport.seq == seq
+
+
+# A connection in SYN_RECV that its lines name by ports, so that a SYN with a
+# new ISN stays on it.
+NAMED_SYN_RECV = """\
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < 40000>8080 S 0:0(0) win 65535 <mss 1000>
++0 > 8080>40000 S. 0:0(0) ack 1 <mss 1460>
+"""
+
+
+def test_a_rst_with_seq_0_answering_a_segment_without_ack_is_written_as_0():
+    # A SYN in the window of SYN_RECV, without ACK: the kernel's RST has seq
+    # 0 and acknowledges it, whatever its ISN on the connection.
+    text = NAMED_SYN_RECV + "+.1 < 40000>8080 S 100:100(0) win 65535\n+0 > 8080>40000 R. 0:0(0) ack 101\n"
+    kernel = FakeKernel({0: [(50, syn_ack(1))], 1: [(50, _kernel(wire.RST | wire.ACK, 0, 101))]})
+    run(text, kernel)
+
+
+def test_a_rst_with_seq_0_is_still_compared():
+    text = NAMED_SYN_RECV + "+.1 < 40000>8080 S 100:100(0) win 65535\n+0 > 8080>40000 R. 1:1(0) ack 101\n"
+    kernel = FakeKernel({0: [(50, syn_ack(1))], 1: [(50, _kernel(wire.RST | wire.ACK, 0, 101))]})
+    with pytest.raises(RunFailure) as failure:
+        run(text, kernel)
+    assert "live packet field tcp_seq: expected: 1 (0x1) vs actual: 0 (0x0)" in failure.value.message
+
+
+def test_a_rst_with_the_seq_of_the_connection_keeps_its_relative_number():
+    text = NAMED_SYN_RECV + "+.1 < 40000>8080 R. 5:5(0) ack 1 win 0\n+0 > 8080>40000 R. 1:1(0) ack 1\n"
+    kernel = FakeKernel({0: [(50, syn_ack(1))], 1: [(50, _kernel(wire.RST | wire.ACK, KERNEL_ISN + 1, 1))]})
+    run(text, kernel)
