@@ -18,6 +18,7 @@ tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR] [--report DIR]
             [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] [-v] SCRIPT|DIR...
 tcptest explain [--all] [--report DIR] RESULTS.json [NAME...]
 tcptest doctor [--fix]
+tcptest fmt [--check] SCRIPT|DIR...
 
 run: each script runs once per IP version it allows (ipv4, ipv6,
 ipv4-mapped-ipv6, or the one its --ip_version= line names), or only the one
@@ -26,6 +27,8 @@ one fails, 2 for a usage error. --report DIR writes an HTML report there
 (index.html: every run; a page per run with its ladder diagram).
 explain: draws the ladder diagram of saved runs (--format=json output) again:
 the failed ones, or --all, or those NAME matches (a glob or part of a name).
+fmt: rewrites scripts in the canonical layout, comments kept; --check
+only lists those it would change (exit 1 if any).
 doctor: checks what a run needs on this machine; --fix makes the host changes
 it can (allow cubic in namespaces, load tun).
 
@@ -239,6 +242,37 @@ def cmd_doctor(argv: Sequence[str]) -> int:
     return doctor.main(argv)
 
 
+def cmd_fmt(argv: Sequence[str]) -> int:
+    from .formatter import format_text
+    from .source import read_source
+
+    check = "--check" in argv
+    args = [arg for arg in argv if arg != "--check"]
+    unknown = [arg for arg in args if arg.startswith("-")]
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]}")
+    paths = _scripts(args)
+    if not paths:
+        raise OptionError("tcptest fmt needs at least one script")
+    changed = failed = 0
+    for path in paths:
+        try:
+            text = read_source(path)
+            formatted = format_text(text, path)
+        except (OSError, TcptestError) as err:
+            failed += 1
+            print(err, file=sys.stderr)
+            continue
+        if formatted != text:
+            changed += 1
+            if not check:
+                Path(path).write_text(formatted, encoding="utf-8")
+            print(f"{'would reformat' if check else 'reformatted'} {path}")
+    print(f"{changed} {'to reformat' if check else 'reformatted'}, {len(paths) - changed - failed} unchanged"
+          + (f", {failed} invalid" if failed else ""))
+    return 1 if failed or (check and changed) else 0
+
+
 def _run_traced(request):
     """One run with `-v`: every event printed as it happens, named by its run."""
     from . import batch
@@ -248,7 +282,8 @@ def _run_traced(request):
     return run(request, lambda text: print(f"{name}: {text}", flush=True))
 
 
-COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain}
+COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain,
+            "fmt": cmd_fmt}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

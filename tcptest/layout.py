@@ -1,0 +1,78 @@
+"""Where each top-level item of a script is in its text, and the canonical
+layout of an event line: shared by the formatter, `run --update` and
+`import`, which all write script text.
+
+An item is an option line, the init command, an event or the cleanup
+command; its tokens are the `TokenSpan`s from `parser.parse_with_spans`
+that start between it and the next item. What lies between two items (or
+between two tokens of one item) is whitespace and comments only.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+from . import script as s
+from .render import render_event
+from .source import Location, TokenSpan
+
+# The width the time of an event is right-aligned to: `   +0 bind(...)`, as
+# in the kernel's selftests.
+TIME_WIDTH = 5
+_COMMENT = re.compile(r"//[^\n]*|/\*(?:[^*]|\*(?!/))*\*/")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One top-level node of a script and the tokens it was written with."""
+
+    node: s.OptionLine | s.UntimedCommand | s.Event
+    tokens: tuple[TokenSpan, ...]
+
+    @property
+    def start(self) -> int:
+        return self.tokens[0].start
+
+    @property
+    def end(self) -> int:
+        return self.tokens[-1].end
+
+
+def items(script: s.Script, spans: tuple[TokenSpan, ...], text: str) -> list[Item]:
+    """The script's items in text order, each with its tokens."""
+    nodes: list = list(script.options)
+    nodes += [script.init] if script.init is not None else []
+    nodes += list(script.events)
+    nodes += [script.cleanup] if script.cleanup is not None else []
+    starts = [offset(text, node.loc) for node in nodes]
+    token_starts = [span.start for span in spans]
+    out = []
+    for index, node in enumerate(nodes):
+        first = bisect.bisect_left(token_starts, starts[index])
+        last = bisect.bisect_left(token_starts, starts[index + 1]) if index + 1 < len(nodes) else len(spans)
+        out.append(Item(node, spans[first:last]))
+    return out
+
+
+def offset(text: str, loc: Location) -> int:
+    """The offset in `text` of a 1-based line and column."""
+    at = 0
+    for _ in range(loc.line - 1):
+        at = text.index("\n", at) + 1
+    return at + loc.col - 1
+
+
+def has_inner_comment(item: Item, text: str) -> bool:
+    """Whether a comment sits between two tokens of the item (rendering the
+    item again would lose it)."""
+    return any(_COMMENT.search(text, left.end, right.start)
+               for left, right in zip(item.tokens, item.tokens[1:]))
+
+
+def event_line(event: s.Event) -> str:
+    """`   +0 write(4, ..., 10) = 10`: the rendered event, its time (which
+    holds no space) right-aligned."""
+    time, action = render_event(event).split(" ", 1)
+    return f"{time:>{TIME_WIDTH}} {action}"
