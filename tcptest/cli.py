@@ -16,6 +16,7 @@ USAGE = """\
 tcptest check [-D NAME=VALUE] SCRIPT|DIR...
 tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR] [--report DIR]
             [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] [-v] SCRIPT|DIR...
+tcptest run --update [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] SCRIPT...
 tcptest explain [--all] [--report DIR] RESULTS.json [NAME...]
 tcptest doctor [--fix]
 tcptest fmt [--check] SCRIPT|DIR...
@@ -23,7 +24,9 @@ tcptest fmt [--check] SCRIPT|DIR...
 run: each script runs once per IP version it allows (ipv4, ipv6,
 ipv4-mapped-ipv6, or the one its --ip_version= line names), or only the one
 --ip_version= names on the command line. Exit 0 when every run passes, 1 when
-one fails, 2 for a usage error. --report DIR writes an HTML report there
+one fails, 2 for a usage error. --update rewrites each script's outbound
+lines and call results with what the kernel did, shows the diff, and leaves a
+script whose own side failed untouched. --report DIR writes an HTML report there
 (index.html: every run; a page per run with its ladder diagram).
 explain: draws the ladder diagram of saved runs (--format=json output) again:
 the failed ones, or --all, or those NAME matches (a glob or part of a name).
@@ -152,7 +155,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     check = RunOptions()
     for name, value in options:
         check = apply_option(check, name, value)  # fail early on a bad option
-    flags, paths = _run_flags(rest)
+    update = "--update" in rest
+    flags, paths = _run_flags([arg for arg in rest if arg != "--update"])
     paths = _scripts(paths)
     if not paths:
         raise OptionError("tcptest run needs at least one script")
@@ -161,6 +165,10 @@ def cmd_run(argv: Sequence[str]) -> int:
         if reason:
             print(reason, file=sys.stderr)
             return 1
+    if update:
+        from .update import update_files
+
+        return update_files(paths, tuple(options))
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)
     requests = batch.plan(paths, tuple(options), flags.pcap_dir)
