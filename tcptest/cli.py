@@ -20,6 +20,7 @@ tcptest run --update [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] SCRIPT...
 tcptest explain [--all] [--report DIR] RESULTS.json [NAME...]
 tcptest doctor [--fix]
 tcptest fmt [--check] SCRIPT|DIR...
+tcptest import CAPTURE.pcap [--local ADDR:PORT] [--init COMMAND] > SCRIPT.pkt
 
 run: each script runs once per IP version it allows (ipv4, ipv6,
 ipv4-mapped-ipv6, or the one its --ip_version= line names), or only the one
@@ -32,6 +33,9 @@ explain: draws the ladder diagram of saved runs (--format=json output) again:
 the failed ones, or --all, or those NAME matches (a glob or part of a name).
 fmt: rewrites scripts in the canonical layout, comments kept; --check
 only lists those it would change (exit 1 if any).
+import: writes a script for the first connection of a capture (pcap or
+pcapng); --local names the side under test (default: the one that got the SYN),
+--init the command that set the host up as when it was captured.
 doctor: checks what a run needs on this machine; --fix makes the host changes
 it can (allow cubic in namespaces, load tun).
 
@@ -281,6 +285,28 @@ def cmd_fmt(argv: Sequence[str]) -> int:
     return 1 if failed or (check and changed) else 0
 
 
+def cmd_import(argv: Sequence[str]) -> int:
+    from .importer import import_capture, parse_endpoint
+
+    args = list(argv)
+    given = {}
+    for flag in ("--local", "--init"):
+        if flag in args:
+            at = args.index(flag)
+            if at + 1 >= len(args):
+                raise OptionError(f"{flag} needs a value")
+            given[flag] = args[at + 1]
+            del args[at:at + 2]
+    local = parse_endpoint(given["--local"]) if "--local" in given else None
+    unknown = [arg for arg in args if arg.startswith("-")]
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]}")
+    if len(args) != 1:
+        raise OptionError("tcptest import takes one capture")
+    print(import_capture(args[0], local, given.get("--init")), end="")
+    return 0
+
+
 def _run_traced(request):
     """One run with `-v`: every event printed as it happens, named by its run."""
     from . import batch
@@ -291,7 +317,7 @@ def _run_traced(request):
 
 
 COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain,
-            "fmt": cmd_fmt}
+            "fmt": cmd_fmt, "import": cmd_import}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
