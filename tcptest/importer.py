@@ -25,9 +25,8 @@ from . import script as s
 from .errors import CaptureError
 from .match import ECN_NAMES
 from .options import RunOptions
-from .render import render_packet, seconds
+from .render import render_packet
 
-_TIME_STEP_USECS = 1000
 _DEFAULT_PORT = RunOptions().bind_port
 # The kernel's address in tcptest's own runs (ipv4, and ipv6's device).
 _TCPTEST_LOCAL = {ipaddress.ip_address(RunOptions(ip_version=version).live_local_ip)
@@ -219,8 +218,7 @@ class _Writer:
         return option
 
     def _line(self, delay: int | None, action: str) -> None:
-        time = "0" if delay is None else "+" + seconds(round(delay / _TIME_STEP_USECS) * _TIME_STEP_USECS)
-        self.lines.append(f"{time:>{layout.TIME_WIDTH}} {action}")
+        self.lines.append(layout.timed_line("0" if delay is None else layout.after(delay), action))
 
 
 def _end(seg: _Captured) -> int:

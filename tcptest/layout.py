@@ -15,12 +15,15 @@ import re
 from dataclasses import dataclass
 
 from . import script as s
-from .render import render_event
+from .render import render_event, seconds
 from .source import Location, TokenSpan
 
 # The width the time of an event is right-aligned to: `   +0 bind(...)`, as
 # in the kernel's selftests.
 TIME_WIDTH = 5
+# Times measured on a run or a capture are written to the millisecond: the
+# microseconds of one run are noise to the next.
+TIME_STEP_USECS = 1000
 _COMMENT = re.compile(r"//[^\n]*|/\*(?:[^*]|\*(?!/))*\*/")
 
 
@@ -74,5 +77,18 @@ def has_inner_comment(item: Item, text: str) -> bool:
 def event_line(event: s.Event) -> str:
     """`   +0 write(4, ..., 10) = 10`: the rendered event, its time (which
     holds no space) right-aligned."""
-    time, action = render_event(event).split(" ", 1)
+    return timed_line(*render_event(event).split(" ", 1))
+
+
+def timed_line(time: str, action: str) -> str:
     return f"{time:>{TIME_WIDTH}} {action}"
+
+
+def measured(usecs: int) -> int:
+    """A measured time, or time between events, as a script writes it."""
+    return max(0, round(usecs / TIME_STEP_USECS) * TIME_STEP_USECS)
+
+
+def after(usecs: int) -> str:
+    """`+0.04`: a measured delay as a relative event time."""
+    return "+" + seconds(measured(usecs))

@@ -40,9 +40,6 @@ from .timeline import ScriptEvent, Timeline, WireSegment
 # Each run fixes the first failure; a script needing more rounds than this
 # is one whose kernel answers differ from run to run.
 MAX_RUNS = 30
-# Times written into the script are rounded to the millisecond: the
-# microseconds of one run are noise to the next.
-_TIME_STEP_USECS = 1000
 # A timing failure on the script's side is run again this many times before
 # it is reported.
 TIMING_RETRIES = 2
@@ -171,7 +168,7 @@ def _insertions(text: str, items: list[layout.Item], timeline: Timeline) -> list
         start = _anchor_time(events[line])
         at, lines = start, []
         for stray in strays:
-            lines.append(_timed_line(stray.at - at, stray.segment.text))
+            lines.append(layout.timed_line(layout.after(stray.at - at), stray.segment.text) + "\n")
             at = stray.at
         end_of_line = text.find("\n", items[index].end)
         where = len(text) if end_of_line < 0 else end_of_line + 1
@@ -180,7 +177,7 @@ def _insertions(text: str, items: list[layout.Item], timeline: Timeline) -> list
         following = items[index + 1].node if index + 1 < len(items) else None
         if isinstance(following, s.Event) and isinstance(following.time, s.RelativeTime):
             shorter = max(0, following.time.usecs - (at - start))
-            edits.append(_time_edit(items[index + 1], "+" + seconds(_rounded(shorter))))
+            edits.append(_time_edit(items[index + 1], layout.after(shorter)))
     return edits
 
 
@@ -195,14 +192,6 @@ def _anchor_time(event: ScriptEvent) -> int:
     if event.kind in ("command", "python") and event.returned_at is not None:
         return event.returned_at
     return event.at
-
-
-def _timed_line(usecs: int, packet: str) -> str:
-    return f"{'+' + seconds(_rounded(usecs)):>{layout.TIME_WIDTH}} {packet}\n"
-
-
-def _rounded(usecs: int) -> int:
-    return max(0, round(usecs / _TIME_STEP_USECS) * _TIME_STEP_USECS)
 
 
 # ---------------------------------------------------------- failed lines
@@ -245,10 +234,10 @@ def _retime(item: layout.Item, timeline: Timeline, at: int) -> _Edit | None:
     ran = [entry for entry in timeline.of_type(ScriptEvent) if entry.line == event.loc.line]
     match event.time:
         case s.AbsoluteTime():
-            return _time_edit(item, seconds(_rounded(at)))
+            return _time_edit(item, seconds(layout.measured(at)))
         case s.RelativeTime(usecs=usecs) if ran and ran[-1].scheduled is not None:
             anchor = ran[-1].scheduled - usecs
-            return _time_edit(item, "+" + seconds(_rounded(at - anchor)))
+            return _time_edit(item, layout.after(at - anchor))
     return None
 
 
