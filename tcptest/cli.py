@@ -172,6 +172,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     if update:
         from .update import update_files
 
+        if flags != RunFlags():
+            raise OptionError("--update takes no -j, --format, --pcap or --report")
         return update_files(paths, tuple(options))
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)
