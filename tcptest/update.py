@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 from . import layout
 from . import script as s
 from .errors import UpdateError
+from .options import RunOptions
 from .parser import parse_script, parse_with_spans
 from .render import render_packet, seconds
 from .runner import RunRequest, Verdict, run as run_script, script_ip_versions
@@ -43,6 +44,9 @@ MAX_RUNS = 30
 # A timing failure on the script's side is run again this many times before
 # it is reported.
 TIMING_RETRIES = 2
+# A delay shorter than packetdrill's default tolerance is written +0: the
+# kernel answered at once, and what it took is the machine's noise.
+_AT_ONCE_USECS = RunOptions().tolerance_usecs
 _GOT_RESULT = re.compile(r"but got (-?\d+)(?: with errno (\d+))?")
 _GOT_ERRNO = re.compile(r"Expected errno \w+ \(\d+\) but got (\w+) \(\d+\)")
 _OPEN = {"LPAR", "LSQB", "LBRACE"}
@@ -168,7 +172,7 @@ def _insertions(text: str, items: list[layout.Item], timeline: Timeline) -> list
         start = _anchor_time(events[line])
         at, lines = start, []
         for stray in strays:
-            lines.append(layout.timed_line(layout.after(stray.at - at), stray.segment.text) + "\n")
+            lines.append(layout.timed_line(_delay(stray.at - at), stray.segment.text) + "\n")
             at = stray.at
         end_of_line = text.find("\n", items[index].end)
         where = len(text) if end_of_line < 0 else end_of_line + 1
@@ -177,8 +181,12 @@ def _insertions(text: str, items: list[layout.Item], timeline: Timeline) -> list
         following = items[index + 1].node if index + 1 < len(items) else None
         if isinstance(following, s.Event) and isinstance(following.time, s.RelativeTime):
             shorter = max(0, following.time.usecs - (at - start))
-            edits.append(_time_edit(items[index + 1], layout.after(shorter)))
+            edits.append(_time_edit(items[index + 1], _delay(shorter)))
     return edits
+
+
+def _delay(usecs: int) -> str:
+    return layout.after(0 if usecs < _AT_ONCE_USECS else usecs)
 
 
 def _stray(entry: WireSegment) -> bool:
@@ -237,7 +245,7 @@ def _retime(item: layout.Item, timeline: Timeline, at: int) -> _Edit | None:
             return _time_edit(item, seconds(layout.measured(at)))
         case s.RelativeTime(usecs=usecs) if ran and ran[-1].scheduled is not None:
             anchor = ran[-1].scheduled - usecs
-            return _time_edit(item, layout.after(at - anchor))
+            return _time_edit(item, _delay(at - anchor))
     return None
 
 
