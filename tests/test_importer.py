@@ -128,3 +128,16 @@ def test_the_capture_of_a_passing_run_imports_to_a_passing_script(tmp_path, name
     verdict = run_with_timing_retries(RunRequest(str(imported), options))
     assert verdict.passed, f"{verdict.error}\n{imported.read_text()}"
     assert run(RunRequest(str(imported), (("dry_run", None),))).passed
+
+
+def test_an_ethernet_capture_reads_as_the_raw_one(tmp_path, capture):
+    from scapy.utils import RawPcapReader, RawPcapWriter
+
+    ethernet = tmp_path / "eth.pcap"
+    writer = RawPcapWriter(str(ethernet), linktype=1)
+    writer.write_header(None)
+    header = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
+    for frame, meta in RawPcapReader(str(capture)):
+        writer.write_packet(header + frame, sec=meta.sec, usec=meta.usec)
+    writer.close()
+    assert import_capture(str(ethernet)).splitlines()[2:] == import_capture(str(capture)).splitlines()[2:]
