@@ -143,7 +143,7 @@ def _edits(path: str, text: str, items: list[layout.Item], verdict: Verdict) -> 
     failure = timeline.failure
     item = next((item for item in items if isinstance(item.node, s.Event)
                  and item.node.loc.line == (failure.line if failure else None)), None)
-    fix = _fix(text, item, timeline) if item is not None else None
+    fix = _fix(item, timeline) if item is not None else None
     if fix is None:
         raise UpdateError(f"{verdict.error}\n{path} is unchanged: --update writes down only what the kernel "
                           "decides (outbound segments, their times, call results); this failure is on the "
@@ -205,7 +205,7 @@ def _anchor_time(event: ScriptEvent) -> int:
 # ---------------------------------------------------------- failed lines
 
 
-def _fix(text: str, item: layout.Item, timeline: Timeline) -> _Edit | None:
+def _fix(item: layout.Item, timeline: Timeline) -> _Edit | None:
     event = item.node
     action = event.action
     failure = timeline.failure
