@@ -38,7 +38,7 @@ pre.error { background: #fff8f8; border-left: 4px solid #cf222e; padding: 0.6em;
 .ladder-box { overflow-x: auto; border: 1px solid #d0d7de; }
 .source pre { line-height: 1.35; margin: 0; }
 .source .hll { background-color: #ffd7d5; display: inline-block; width: 100%; }
-.source .linenos, .source .lineno { color: #8c959f; padding-right: 1em; user-select: none; }
+.source .linenos { color: #8c959f; padding-right: 1em; user-select: none; }
 """
 
 
@@ -155,7 +155,3 @@ def script_html(verdict: Verdict) -> tuple[str, str]:
     formatter = HtmlFormatter(linenos="inline", hl_lines=[verdict.line] if verdict.line else [],
                               lineanchors="line", anchorlinenos=True, cssclass="source")
     return highlight(text, PacketdrillLexer(), formatter), formatter.get_style_defs(".source")
-    try:
-        return get_lexer_by_name("packetdrill")
-    except ClassNotFound:
-        return None
