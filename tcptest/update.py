@@ -3,10 +3,11 @@ kernel really did, as snapshot tests do (jest's `-u`, insta).
 
 What the kernel decides is rewritten: an outbound line that did not match
 becomes the segment that came (keeping `<...>` and a missing `win` as they
-were), an outbound line that came at another time gets that time, a call that
-returned something else gets that result, and a segment no line expected is
-inserted after the event it followed, the next line's relative time shortened
-so that it still runs when it did. Everything else keeps its bytes: edits
+were), an outbound line that came at another time gets that time, one that
+never came is taken out, a call that returned something else gets that
+result, and a segment no line expected is inserted after the event it
+followed. The next line's relative time changes with an insertion or a
+removal, so that it still runs when it did. Everything else keeps its bytes: edits
 replace token spans (`parser.parse_with_spans`) and nothing between them.
 
 A run stops at its first failure, so the script is run again after each
@@ -141,14 +142,14 @@ def _edits(path: str, text: str, items: list[layout.Item], verdict: Verdict) -> 
     if edits or verdict.passed:
         return edits
     failure = timeline.failure
-    item = next((item for item in items if isinstance(item.node, s.Event)
-                 and item.node.loc.line == (failure.line if failure else None)), None)
-    fix = _fix(item, timeline) if item is not None else None
-    if fix is None:
+    index = next((index for index, item in enumerate(items) if isinstance(item.node, s.Event)
+                  and item.node.loc.line == (failure.line if failure else None)), None)
+    fixes = _fix(text, items, index, timeline) if index is not None else []
+    if not fixes:
         raise UpdateError(f"{verdict.error}\n{path} is unchanged: --update writes down only what the kernel "
                           "decides (outbound segments, their times, call results); this failure is on the "
                           "script's side, fix it by hand")
-    return [fix]
+    return fixes
 
 
 # ---------------------------------------------------- unexpected segments
@@ -205,7 +206,10 @@ def _anchor_time(event: ScriptEvent) -> int:
 # ---------------------------------------------------------- failed lines
 
 
-def _fix(item: layout.Item, timeline: Timeline) -> _Edit | None:
+def _fix(text: str, items: list[layout.Item], index: int, timeline: Timeline) -> list[_Edit]:
+    """The edits that make the failed line say what the kernel did; none
+    when the failure is not the kernel's answer."""
+    item = items[index]
     event = item.node
     action = event.action
     failure = timeline.failure
@@ -213,16 +217,36 @@ def _fix(item: layout.Item, timeline: Timeline) -> _Edit | None:
         taken = [entry for entry in timeline.of_type(WireSegment) if entry.line == event.loc.line
                  and entry.segment.direction == ">"]
         if not taken:
-            return None  # nothing came: no answer to write
+            return _removal(text, items, index) if failure.message == "Timed out waiting for packet" else []
         if taken[-1].problems:
-            return _packet_edit(item, action, taken[-1].segment.text)
+            return [_packet_edit(item, action, taken[-1].segment.text)]
         if "timing error" in failure.message:
-            return _retime(item, timeline, taken[-1].at)
-        return None
+            retimed = _retime(item, timeline, taken[-1].at)
+            return [retimed] if retimed is not None else []
+        return []
     if isinstance(action, s.Syscall) and failure.message.startswith(f"runtime error in {action.name} call: "):
         result = _actual_result(failure.message)
-        return _result_edit(item, result) if result is not None else None
-    return None
+        return [_result_edit(item, result)] if result is not None else []
+    return []
+
+
+def _removal(text: str, items: list[layout.Item], index: int) -> list[_Edit]:
+    """An outbound line the kernel did not send, taken out with its line
+    (and a comment after it); the next line's relative time grows by the
+    removed line's, so that it still runs when it did."""
+    item = items[index]
+    line_start = text.rfind("\n", 0, item.start) + 1
+    line_end = text.find("\n", item.end)
+    line_end = len(text) if line_end < 0 else line_end + 1
+    alone = not text[line_start:item.start].strip() and \
+        (index + 1 == len(items) or items[index + 1].start >= line_end)
+    edits = [_Edit(line_start, line_end, "") if alone else _Edit(item.start, item.end, "")]
+    removed = item.node.time
+    following = items[index + 1].node if index + 1 < len(items) else None
+    if isinstance(removed, s.RelativeTime) and isinstance(following, s.Event) \
+            and isinstance(following.time, s.RelativeTime) and removed.usecs:
+        edits.append(_time_edit(items[index + 1], "+" + seconds(following.time.usecs + removed.usecs)))
+    return edits
 
 
 def _packet_edit(item: layout.Item, expected: s.Packet, actual_text: str) -> _Edit:

@@ -82,6 +82,17 @@ def test_update_retimes_an_outbound_line_that_came_at_another_time(tmp_path):
 
 
 @pytest.mark.root("runs scripts against the kernel: needs root")
+def test_update_takes_out_an_outbound_line_the_kernel_never_sent(tmp_path):
+    script = tmp_path / "none.pkt"
+    script.write_text(RIGHT.replace("   +0 accept(3, ..., ...) = 4\n", "   +0 accept(3, ..., ...) = 4\n"
+                                    "+0.01 > . 1:1(0) ack 1  // no: nothing to acknowledge\n"
+                                    "+0.01 < P. 1:101(100) ack 1 win 257\n", 1)
+                      .replace("   +0 < P. 1:101(100) ack 1 win 257\n", "", 1))
+    after = update.update_script(str(script), options())[1]
+    assert after == RIGHT.replace("   +0 < P. 1:101(100) ack 1 win 257", "+0.02 < P. 1:101(100) ack 1 win 257")
+
+
+@pytest.mark.root("runs scripts against the kernel: needs root")
 def test_a_failure_on_the_scripts_side_leaves_the_file_untouched(tmp_path, capsys):
     script = tmp_path / "mine.pkt"
     text = WRONG.replace("win 257\n   +0 accept", "win 257\n   +0 %{ assert tcpi_state == 0 }%\n   +0 accept")
