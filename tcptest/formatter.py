@@ -1,8 +1,8 @@
 """`tcptest fmt`: a script in the canonical layout, comments kept.
 
 Every item (option line, init command, event, cleanup command) is written
-again by the renderer, an event with its time right-aligned
-(`layout.event_line`); what lies between items keeps its comments, each where
+again by the renderer, an event with its time right-aligned and a long call
+broken (`layout.event_line`); what lies between items keeps its comments, each where
 it was (after an item on its line, or on a line of its own with its
 indentation), with runs of blank lines made one. An item whose own text holds
 a comment or a define's name is kept as written, since rendering it would

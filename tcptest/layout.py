@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from . import script as s
-from .render import render_event, seconds
+from .render import render_event, render_expr, seconds
 from .source import Location, TokenSpan
 
 # The width the time of an event is right-aligned to: `   +0 bind(...)`, as
@@ -24,6 +24,8 @@ TIME_WIDTH = 5
 # Times measured on a run or a capture are written to the millisecond: the
 # microseconds of one run are noise to the next.
 TIME_STEP_USECS = 1000
+# Where the formatter breaks a long call's structs and lists.
+LINE_WIDTH = 100
 _COMMENT = re.compile(r"//[^\n]*|/\*(?:[^*]|\*(?!/))*\*/")
 
 
@@ -76,8 +78,48 @@ def has_inner_comment(item: Item, text: str) -> bool:
 
 def event_line(event: s.Event) -> str:
     """`   +0 write(4, ..., 10) = 10`: the rendered event, its time (which
-    holds no space) right-aligned."""
-    return timed_line(*render_event(event).split(" ", 1))
+    holds no space) right-aligned. A call longer than LINE_WIDTH has its
+    structs and lists broken one item a line, each under the first, as the
+    kernel's selftests write `recvmsg` and `sendmsg`."""
+    time, action = render_event(event).split(" ", 1)
+    line = timed_line(time, action)
+    call = event.action
+    if len(line) <= LINE_WIDTH or not isinstance(call, s.Syscall):
+        return line
+    head = line[:len(line) - len(action)] + call.name + "("
+    flat_args = ", ".join(render_expr(arg) for arg in call.args)
+    return head + _flow(call.args, len(head)) + action[len(call.name) + 1 + len(flat_args):]
+
+
+def _flow(exprs, column: int) -> str:
+    """Expressions separated by `, ` from `column` on, each broken only if
+    it does not fit."""
+    out = []
+    for index, expr in enumerate(exprs):
+        if index:
+            out.append(", ")
+            column += 2
+        text = _fit(expr, column)
+        out.append(text)
+        last = text.rpartition("\n")
+        column = len(last[2]) if last[1] else column + len(text)
+    return "".join(out)
+
+
+def _fit(expr, column: int) -> str:
+    flat = render_expr(expr)
+    if column + len(flat) <= LINE_WIDTH:
+        return flat
+    below = ",\n" + " " * (column + 1)
+    if isinstance(expr, s.ListExpr) and expr.items:
+        return "[" + below.join(_fit(item, column + 1) for item in expr.items) + "]"
+    if not isinstance(expr, s.Struct) or tuple(f.name for f in expr.fields) in ((), ("iov_base", "iov_len")):
+        return flat  # nothing to break, or an iovec: {base, len}
+    parts = []
+    for f in expr.fields:
+        name = f.name + (f"({render_expr(f.arg)})" if f.arg is not None else "") + "="
+        parts.append(name + _fit(f.value, column + 1 + len(name)))
+    return "{" + below.join(parts) + "}"
 
 
 def timed_line(time: str, action: str) -> str:

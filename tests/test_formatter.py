@@ -97,3 +97,18 @@ def test_fmt_command_rewrites_and_check_only_reports(tmp_path, capsys):
     (tmp_path / "bad.pkt").write_text("0 nonsense(\n")
     assert cli.main(["fmt", str(tmp_path)]) == 1
     assert "bad.pkt:" in capsys.readouterr().err
+
+
+def test_a_long_call_breaks_its_structs_one_field_a_line():
+    text = ("0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 0}], msg_flags=MSG_ERRQUEUE, msg_control=["
+            "{cmsg_level=SOL_IP, cmsg_type=IP_RECVERR, cmsg_data={ee_errno=0, ee_origin=SO_EE_ORIGIN_ZEROCOPY}}]},"
+            " MSG_ERRQUEUE) = 0\n+0 write(4, ..., 10) = 10\n")
+    assert format_text(text, "long.pkt") == """\
+    0 recvmsg(4, {msg_name(...)=...,
+                  msg_iov(1)=[{..., 0}],
+                  msg_flags=MSG_ERRQUEUE,
+                  msg_control=[{cmsg_level=SOL_IP,
+                                cmsg_type=IP_RECVERR,
+                                cmsg_data={ee_errno=0, ee_origin=SO_EE_ORIGIN_ZEROCOPY}}]}, MSG_ERRQUEUE) = 0
+   +0 write(4, ..., 10) = 10
+"""
