@@ -161,6 +161,8 @@ def cmd_run(argv: Sequence[str]) -> int:
         check = apply_option(check, name, value)  # fail early on a bad option
     update = "--update" in rest
     flags, paths = _run_flags([arg for arg in rest if arg != "--update"])
+    if update and flags != RunFlags():
+        raise OptionError("--update takes no -j, --format, --pcap or --report")
     paths = _scripts(paths)
     if not paths:
         raise OptionError("tcptest run needs at least one script")
@@ -172,8 +174,6 @@ def cmd_run(argv: Sequence[str]) -> int:
     if update:
         from .update import update_files
 
-        if flags != RunFlags():
-            raise OptionError("--update takes no -j, --format, --pcap or --report")
         return update_files(paths, tuple(options))
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)

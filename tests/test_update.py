@@ -130,3 +130,8 @@ def test_a_call_result_is_rewritten_in_place_and_a_note_stays(tmp_path):
                      Verdict(str(script), "ipv4", True, timeline=Timeline(()))])
     before, after = update.update_script(str(script), (("ip_version", "ipv4"),), lambda request: next(verdicts))
     assert after.splitlines()[1] == "+0 connect(3, {sa_family=AF_INET}, 16) = -1 ECONNREFUSED   (a note)  // why"
+
+
+def test_update_takes_no_flags_of_a_plain_run(tmp_path, capsys):
+    assert cli.main(["run", "--update", "-j", "2", str(tmp_path / "x.pkt")]) == 2
+    assert "--update takes no -j" in capsys.readouterr().err
