@@ -67,7 +67,10 @@ def update_script(path: str, command_line: Sequence[tuple[str, str | None]] = ()
                   run: Callable[[RunRequest], Verdict] = run_script) -> tuple[str, str]:
     """(the script's text, the text that passes); writes nothing. Raises
     UpdateError when a failure is not the kernel's to write down."""
-    original = read_source(path)
+    try:
+        original = read_source(path)
+    except OSError as err:
+        raise UpdateError(f"{path}: cannot read the script: {err.strerror or err}") from None
     defines = dict(value.partition("=")[::2] for name, value in command_line if name == "define" and value)
     command_line = tuple(command_line)
     if not any(name == "ip_version" for name, _ in command_line):
@@ -117,7 +120,11 @@ def _run_text(path: str, text: str, command_line, run) -> Verdict:
     so that its commands find what they name; the messages name `path`."""
     where = Path(path)
     temporary = where.with_name(f".{where.stem}.update-{os.getpid()}{where.suffix}")
-    temporary.write_text(text, encoding="utf-8")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise UpdateError(f"{path}: cannot write a trial copy beside it ({temporary.name}): "
+                          f"{err.strerror or err}") from None
     try:
         verdict = run(RunRequest(str(temporary), command_line))
     finally:
@@ -319,6 +326,11 @@ def update_files(paths: Sequence[str], command_line: Sequence[tuple[str, str | N
             print(f"{path}: passes as it is, unchanged")
             continue
         print(diff(path, before, after), end="")
-        Path(path).write_text(after, encoding="utf-8")
+        try:
+            Path(path).write_text(after, encoding="utf-8")
+        except OSError as err:
+            failed += 1
+            print(f"tcptest: error: {path}: cannot write the update: {err.strerror or err}", file=sys.stderr)
+            continue
         print(f"{path}: updated, and it passes")
     return 1 if failed else 0

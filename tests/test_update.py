@@ -135,3 +135,8 @@ def test_a_call_result_is_rewritten_in_place_and_a_note_stays(tmp_path):
 def test_update_takes_no_flags_of_a_plain_run(tmp_path, capsys):
     assert cli.main(["run", "--update", "-j", "2", str(tmp_path / "x.pkt")]) == 2
     assert "--update takes no -j" in capsys.readouterr().err
+
+
+def test_a_script_that_is_not_there_is_an_update_error(tmp_path):
+    with pytest.raises(UpdateError, match="missing.pkt: cannot read the script"):
+        update.update_script(str(tmp_path / "missing.pkt"))
