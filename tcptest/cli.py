@@ -273,14 +273,14 @@ def cmd_fmt(argv: Sequence[str]) -> int:
         try:
             text = read_source(path)
             formatted = format_text(text, path)
+            if formatted != text and not check:
+                Path(path).write_text(formatted, encoding="utf-8")
         except (OSError, TcptestError) as err:
             failed += 1
             print(err, file=sys.stderr)
             continue
         if formatted != text:
             changed += 1
-            if not check:
-                Path(path).write_text(formatted, encoding="utf-8")
             print(f"{'would reformat' if check else 'reformatted'} {path}")
     print(f"{changed} {'to reformat' if check else 'reformatted'}, {len(paths) - changed - failed} unchanged"
           + (f", {failed} invalid" if failed else ""))
