@@ -141,3 +141,38 @@ def test_an_ethernet_capture_reads_as_the_raw_one(tmp_path, capture):
         writer.write_packet(header + frame, sec=meta.sec, usec=meta.usec)
     writer.close()
     assert import_capture(str(ethernet)).splitlines()[2:] == import_capture(str(capture)).splitlines()[2:]
+
+
+NO_INIT = """\
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>
+   +0 > S. 0:0(0) ack 1 <...>
+ +.01 < . 1:1(0) ack 1 win 257 <nop,nop,TS val 110 ecr 0>
+   +0 accept(3, ..., ...) = 4
+   +0 write(4, ..., 1000) = 1000
+   +0 > P. 1:1001(1000) ack 1 <...>
+ +.01 < . 1:1(0) ack 1001 win 257 <nop,nop,TS val 120 ecr 0>
+   +0 < F. 1:1(0) ack 1001 win 257 <nop,nop,TS val 120 ecr 0>
+   +0 > . 1001:1001(0) ack 2 <...>
+   +0 close(4) = 0
+   +0 > F. 1001:1001(0) ack 2 <...>
+ +.01 < . 2:2(0) ack 1002 win 257 <nop,nop,TS val 130 ecr 0>
+"""
+
+
+@pytest.mark.root("runs scripts against the kernel: needs root")
+def test_a_run_with_no_init_command_imports_to_a_script_that_passes_as_it_is(tmp_path):
+    options = (("ip_version", "ipv4"), WIDE_TOLERANCE)
+    script = tmp_path / "plain.pkt"
+    script.write_text(NO_INIT)
+    ran = run_with_timing_retries(RunRequest(str(script), options, str(tmp_path)))
+    assert ran.passed, ran.error
+    text = import_capture(ran.pcap)
+    assert "   +0 shutdown(4, SHUT_WR) = 0\n   +0 > F. 1001:1001(0) ack 2 <nop,nop,TS val" in text
+    imported = tmp_path / "imported.pkt"
+    imported.write_text(text)
+    verdict = run_with_timing_retries(RunRequest(str(imported), options))
+    assert verdict.passed, f"{verdict.error}\n{text}"
