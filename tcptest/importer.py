@@ -4,8 +4,8 @@ connection turned into a script to start from.
 The side under test (the kernel's, `>` lines) is `--local`, else tcptest's own
 local address when the capture is of a tcptest run, else the side that
 received the SYN. The prologue comes from who sent the SYN: socket, bind,
-listen, then accept once the handshake is done, for a listener; socket,
-non-blocking connect for a client. Sequence numbers are written as packetdrill
+listen (non-blocking), and accept just before the first call on the
+connection, for a listener; socket, non-blocking connect for a client. Sequence numbers are written as packetdrill
 writes them, from each side's ISN (a SYN carries 0), SACK blocks too; times
 are relative to the previous segment, rounded to the millisecond. The local
 side's new data is preceded by the `write` that sends it, its FIN by a
@@ -108,6 +108,8 @@ class _Writer:
     def __init__(self, path: str, local: Endpoint, peer: Endpoint, active: bool, init: str | None):
         self.path, self.local, self.peer, self.active, self.init = path, local, peer, active, init
         self.fd = 3 if active else None  # the connection's descriptor, once there is one
+        self.closed = False
+        self.peer_sent_data = False
         self.isn: dict[Endpoint, int] = {}
         self.sent_up_to: int | None = None  # the local side's highest sequence number sent
         self.lines: list[str] = []
@@ -115,7 +117,6 @@ class _Writer:
     def script(self, segments: list[_Captured]) -> str:
         self._prologue()
         previous = segments[0].usecs
-        handshake_done = False
         for index, seg in enumerate(segments):
             tcp = seg.dgram.transport
             if tcp.flags & wire.SYN:
@@ -125,12 +126,9 @@ class _Writer:
             previous = seg.usecs
             if outbound:
                 delay = self._calls_before(segments, index, delay)
+            elif seg.dgram.payload:
+                self.peer_sent_data = True
             self._line(delay, self._packet(seg, outbound))
-            if not outbound and not self.active and not handshake_done and tcp.flags & wire.ACK \
-                    and not tcp.flags & wire.SYN and self.local in self.isn:
-                handshake_done = True
-                self.fd = 4
-                self._line(0, "accept(3, ..., ...) = 4")
         return "\n".join(self.lines) + "\n"
 
     def _prologue(self) -> None:
@@ -150,6 +148,8 @@ class _Writer:
             self._line(0, "connect(3, ..., ...) = -1 EINPROGRESS")
         else:
             self._line(0, "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0")
+            # An accept the capture placed too early fails (EAGAIN) instead of waiting forever.
+            self._line(0, "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0")
             self._line(0, "bind(3, ..., ...) = 0")
             self._line(0, "listen(3, 1) = 0")
 
@@ -161,26 +161,39 @@ class _Writer:
         tcp = seg.dgram.transport
         new = self._new_data(seg, self.sent_up_to)
         before = segments[index - 1] if index else None
-        if new and self.fd is not None and not (before is not None and before.source == self.local
-                                                 and self._new_data(before, None)):
+        if new and not self.closed and not (before is not None and before.source == self.local
+                                            and self._new_data(before, None)):
             length, up_to = 0, self.sent_up_to
             for later in segments[index:]:
                 if later.source != self.local or not self._new_data(later, up_to):
                     break
                 length += self._new_data(later, up_to)
                 up_to = _end(later)
-            self._line(delay, f"write({self.fd}, ..., {length}) = {length}")
+            fd, delay = self._descriptor(delay)
+            self._line(delay, f"write({fd}, ..., {length}) = {length}")
             delay = 0
-        if tcp.flags & wire.FIN and self.fd is not None and (self.sent_up_to is None or _after(_end(seg), self.sent_up_to)):
-            self._line(delay, f"shutdown({self.fd}, SHUT_WR) = 0")
+        first_fin = self.sent_up_to is None or _after(_end(seg), self.sent_up_to)
+        if tcp.flags & wire.FIN and first_fin and not self.closed:
+            fd, delay = self._descriptor(delay)
+            self._line(delay, f"shutdown({fd}, SHUT_WR) = 0")
             delay = 0
-        if tcp.flags & wire.RST and self.fd is not None:
-            # The application closed with data unread (never read here), or lingering off.
-            self._line(delay, f"close({self.fd}) = 0")
-            self.fd, delay = None, 0
+        if tcp.flags & wire.RST and not self.closed and (self.fd is not None or self.peer_sent_data):
+            # The application closed with data unread (the script reads none).
+            fd, delay = self._descriptor(delay)
+            self._line(delay, f"close({fd}) = 0")
+            self.closed, delay = True, 0
         if self.sent_up_to is None or _after(_end(seg), self.sent_up_to):
             self.sent_up_to = _end(seg)
         return delay
+
+    def _descriptor(self, delay: int) -> tuple[int, int]:
+        """(the connection's descriptor, the delay left for the call on it):
+        a listener's connection is accepted first, after `delay`."""
+        if self.fd is not None:
+            return self.fd, delay
+        self._line(delay, "accept(3, ..., ...) = 4")
+        self.fd = 4
+        return self.fd, 0
 
     @staticmethod
     def _new_data(seg: _Captured, sent_up_to: int | None) -> int:
