@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 from . import layout
 from . import script as s
-from .errors import UpdateError
+from .errors import TcptestError, UpdateError
 from .options import RunOptions
 from .parser import parse_script, parse_with_spans
 from .render import render_packet, seconds
@@ -318,7 +318,7 @@ def update_files(paths: Sequence[str], command_line: Sequence[tuple[str, str | N
     for path in paths:
         try:
             before, after = update_script(path, command_line)
-        except UpdateError as err:
+        except TcptestError as err:  # an UpdateError, or the script does not parse
             failed += 1
             print(f"tcptest: error: {err}", file=sys.stderr)
             continue

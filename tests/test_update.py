@@ -140,3 +140,12 @@ def test_update_takes_no_flags_of_a_plain_run(tmp_path, capsys):
 def test_a_script_that_is_not_there_is_an_update_error(tmp_path):
     with pytest.raises(UpdateError, match="missing.pkt: cannot read the script"):
         update.update_script(str(tmp_path / "missing.pkt"))
+
+
+def test_a_script_that_does_not_parse_is_reported_and_left_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("tcptest.doctor.skip_reason", lambda ip_version, checks=None: None)
+    script = tmp_path / "bad.pkt"
+    script.write_text("0 nonsense(\n")
+    assert cli.main(["run", "--update", str(script)]) == 1
+    assert "bad.pkt:1:12: error: unexpected end of file" in capsys.readouterr().err
+    assert script.read_text() == "0 nonsense(\n"
