@@ -145,13 +145,17 @@ def _edits(path: str, text: str, items: list[layout.Item], verdict: Verdict) -> 
         if verdict.passed:
             return []
         raise UpdateError(f"{verdict.error}\n{path} is unchanged: nothing ran, so there is nothing to write down")
-    edits = _insertions(text, items, timeline)
+    edits = _insertions(text, items, timeline, _stray)
     if edits or verdict.passed:
         return edits
     failure = timeline.failure
     index = next((index for index, item in enumerate(items) if isinstance(item.node, s.Event)
                   and item.node.loc.line == (failure.line if failure else None)), None)
-    fixes = _fix(text, items, index, timeline) if index is not None else []
+    if index is None:
+        fixes = []
+    else:
+        early = _taken_before_its_turn(items, index, timeline)
+        fixes = _insertions(text, items, timeline, lambda entry: entry is early) if early else _fix(text, items, index, timeline)
     if not fixes:
         raise UpdateError(f"{verdict.error}\n{path} is unchanged: --update writes down only what the kernel "
                           "decides (outbound segments, their times, call results); this failure is on the "
@@ -162,44 +166,68 @@ def _edits(path: str, text: str, items: list[layout.Item], verdict: Verdict) -> 
 # ---------------------------------------------------- unexpected segments
 
 
-def _insertions(text: str, items: list[layout.Item], timeline: Timeline) -> list[_Edit]:
-    """A line for each segment no line took (or that a line took in place of
-    its own), after the event that ran before it came."""
+def _insertions(text: str, items: list[layout.Item], timeline: Timeline,
+                inserted: Callable[[WireSegment], bool]) -> list[_Edit]:
+    """A line for each segment `inserted` picks, after the event that ran
+    before it came (not the line that took it, recorded at its time)."""
     groups: dict[int, list[WireSegment]] = {}
-    last: ScriptEvent | None = None
+    ran: list[ScriptEvent] = []
     events: dict[int, ScriptEvent] = {}
     for entry in timeline.entries:
         if isinstance(entry, ScriptEvent):
-            last = events[entry.line] = entry
-        elif isinstance(entry, WireSegment) and _stray(entry) and last is not None:
-            groups.setdefault(last.line, []).append(entry)
+            ran.append(entry)
+            events[entry.line] = entry
+        elif isinstance(entry, WireSegment) and inserted(entry):
+            last = next((event for event in reversed(ran) if event.line != entry.line), None)
+            if last is not None:
+                groups.setdefault(last.line, []).append(entry)
     edits = []
     index_of = {item.node.loc.line: index for index, item in enumerate(items) if isinstance(item.node, s.Event)}
     for line, strays in groups.items():
         index = index_of[line]
-        start = _anchor_time(events[line])
-        at, lines = start, []
+        at, lines, written = _anchor_time(events[line]), [], 0
         for stray in strays:
-            lines.append(layout.timed_line(_delay(stray.at - at), stray.segment.text) + "\n")
-            at = stray.at
+            delay = _written(stray.at - at)
+            lines.append(layout.timed_line(layout.after(delay), stray.segment.text) + "\n")
+            at, written = stray.at, written + delay
         end_of_line = text.find("\n", items[index].end)
         where = len(text) if end_of_line < 0 else end_of_line + 1
         prefix = "\n" if where == len(text) and not text.endswith("\n") else ""
         edits.append(_Edit(where, where, prefix + "".join(lines)))
         following = items[index + 1].node if index + 1 < len(items) else None
-        if isinstance(following, s.Event) and isinstance(following.time, s.RelativeTime):
-            shorter = max(0, following.time.usecs - (at - start))
-            edits.append(_time_edit(items[index + 1], _delay(shorter)))
+        if isinstance(following, s.Event) and isinstance(following.time, s.RelativeTime) and written:
+            edits.append(_time_edit(items[index + 1], layout.after(following.time.usecs - written)))
     return edits
 
 
-def _delay(usecs: int) -> str:
-    return layout.after(0 if usecs < _AT_ONCE_USECS else usecs)
+def _written(usecs: int) -> int:
+    """A measured delay as the script writes it: to the millisecond, and 0
+    when the kernel answered at once."""
+    return 0 if usecs < _AT_ONCE_USECS else layout.measured(usecs)
 
 
 def _stray(entry: WireSegment) -> bool:
+    """A segment no line expected, or that the next line took in place of
+    its own after it was reported unexpected."""
     return entry.segment.direction == ">" and entry.unexpected and not entry.ignored and \
         (entry.line is None or bool(entry.problems))
+
+
+def _taken_before_its_turn(items: list[layout.Item], index: int, timeline: Timeline) -> WireSegment | None:
+    """The segment a failed outbound line took, when it came before the event
+    written just above the line ran: it answered something earlier (a quick
+    ACK the script did not list, say), so it is inserted, and the line keeps
+    waiting for its own."""
+    event = items[index].node
+    previous = items[index - 1].node if index else None
+    if not isinstance(event.action, s.Packet) or not isinstance(previous, s.Event):
+        return None
+    taken = [entry for entry in timeline.of_type(WireSegment)
+             if entry.line == event.loc.line and entry.segment.direction == ">" and entry.problems]
+    ran = [entry for entry in timeline.of_type(ScriptEvent) if entry.line == previous.loc.line]
+    if taken and ran and taken[-1].at < ran[-1].at:
+        return taken[-1]
+    return None
 
 
 def _anchor_time(event: ScriptEvent) -> int:
@@ -276,7 +304,7 @@ def _retime(item: layout.Item, timeline: Timeline, at: int) -> _Edit | None:
             return _time_edit(item, seconds(layout.measured(at)))
         case s.RelativeTime(usecs=usecs) if ran and ran[-1].scheduled is not None:
             anchor = ran[-1].scheduled - usecs
-            return _time_edit(item, _delay(at - anchor))
+            return _time_edit(item, layout.after(_written(at - anchor)))
     return None
 
 

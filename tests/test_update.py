@@ -82,6 +82,18 @@ def test_update_retimes_an_outbound_line_that_came_at_another_time(tmp_path):
 
 
 @pytest.mark.root("runs scripts against the kernel: needs root")
+def test_a_segment_a_later_line_took_before_its_turn_is_inserted_where_it_came(tmp_path):
+    # Without the ACK of the data, the next outbound line (after read and
+    # write) takes that ACK: it came before the read, so it is inserted
+    # there, and the line keeps its own segment.
+    script = tmp_path / "quick.pkt"
+    script.write_text(RIGHT.replace("   +0 > . 1:1(0) ack 101    // the ACK of the data\n", ""))
+    after = at_once(update.update_script(str(script), options())[1])
+    window = re.search(r"> \. 1:1\(0\) ack 101 win (\d+)\n", after).group(1)
+    assert after == RIGHT.replace("ack 101    // the ACK of the data", f"ack 101 win {window}")
+
+
+@pytest.mark.root("runs scripts against the kernel: needs root")
 def test_update_takes_out_an_outbound_line_the_kernel_never_sent(tmp_path):
     script = tmp_path / "none.pkt"
     script.write_text(RIGHT.replace("   +0 accept(3, ..., ...) = 4\n", "   +0 accept(3, ..., ...) = 4\n"
