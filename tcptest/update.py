@@ -5,8 +5,8 @@ What the kernel decides is rewritten: an outbound line that did not match
 becomes the segment that came (keeping `<...>` and a missing `win` as they
 were), an outbound line that came at another time gets that time, one that
 never came is taken out, a call that returned something else gets that
-result, and a segment no line expected is inserted after the event it
-followed. The next line's relative time changes with an insertion or a
+result, and a segment no line expected (or that a line took before the event
+above the line ran) is inserted after the event it followed. The next line's relative time changes with an insertion or a
 removal, so that it still runs when it did. Everything else keeps its bytes: edits
 replace token spans (`parser.parse_with_spans`) and nothing between them.
 
