@@ -16,16 +16,26 @@ USAGE = """\
 tcptest check [-D NAME=VALUE] SCRIPT|DIR...
 tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR] [--report DIR]
             [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] [-v] SCRIPT|DIR...
+tcptest run --update [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] SCRIPT...
 tcptest explain [--all] [--report DIR] RESULTS.json [NAME...]
 tcptest doctor [--fix]
+tcptest fmt [--check] SCRIPT|DIR...
+tcptest import CAPTURE.pcap [--local ADDR:PORT] [--init COMMAND] > SCRIPT.pkt
 
 run: each script runs once per IP version it allows (ipv4, ipv6,
 ipv4-mapped-ipv6, or the one its --ip_version= line names), or only the one
 --ip_version= names on the command line. Exit 0 when every run passes, 1 when
-one fails, 2 for a usage error. --report DIR writes an HTML report there
+one fails, 2 for a usage error. --update rewrites each script's outbound
+lines and call results with what the kernel did, shows the diff, and leaves a
+script whose own side failed untouched. --report DIR writes an HTML report there
 (index.html: every run; a page per run with its ladder diagram).
 explain: draws the ladder diagram of saved runs (--format=json output) again:
 the failed ones, or --all, or those NAME matches (a glob or part of a name).
+fmt: rewrites scripts in the canonical layout, comments kept; --check
+only lists those it would change (exit 1 if any).
+import: writes a script for the first connection of a capture (pcap or
+pcapng); --local names the side under test (default: the one that got the SYN),
+--init the command that set the host up as when it was captured.
 doctor: checks what a run needs on this machine; --fix makes the host changes
 it can (allow cubic in namespaces, load tun).
 
@@ -149,7 +159,10 @@ def cmd_run(argv: Sequence[str]) -> int:
     check = RunOptions()
     for name, value in options:
         check = apply_option(check, name, value)  # fail early on a bad option
-    flags, paths = _run_flags(rest)
+    update = "--update" in rest
+    flags, paths = _run_flags([arg for arg in rest if arg != "--update"])
+    if update and flags != RunFlags():
+        raise OptionError("--update takes no -j, --format, --pcap or --report")
     paths = _scripts(paths)
     if not paths:
         raise OptionError("tcptest run needs at least one script")
@@ -158,6 +171,10 @@ def cmd_run(argv: Sequence[str]) -> int:
         if reason:
             print(reason, file=sys.stderr)
             return 1
+    if update:
+        from .update import update_files
+
+        return update_files(paths, tuple(options))
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)
     requests = batch.plan(paths, tuple(options), flags.pcap_dir)
@@ -239,6 +256,59 @@ def cmd_doctor(argv: Sequence[str]) -> int:
     return doctor.main(argv)
 
 
+def cmd_fmt(argv: Sequence[str]) -> int:
+    from .formatter import format_text
+    from .source import read_source
+
+    check = "--check" in argv
+    args = [arg for arg in argv if arg != "--check"]
+    unknown = [arg for arg in args if arg.startswith("-")]
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]}")
+    paths = _scripts(args)
+    if not paths:
+        raise OptionError("tcptest fmt needs at least one script")
+    changed = failed = 0
+    for path in paths:
+        try:
+            text = read_source(path)
+            formatted = format_text(text, path)
+            if formatted != text and not check:
+                Path(path).write_text(formatted, encoding="utf-8")
+        except (OSError, TcptestError) as err:
+            failed += 1
+            print(err, file=sys.stderr)
+            continue
+        if formatted != text:
+            changed += 1
+            print(f"{'would reformat' if check else 'reformatted'} {path}")
+    print(f"{changed} {'to reformat' if check else 'reformatted'}, {len(paths) - changed - failed} unchanged"
+          + (f", {failed} invalid" if failed else ""))
+    return 1 if failed or (check and changed) else 0
+
+
+def cmd_import(argv: Sequence[str]) -> int:
+    from .importer import import_capture, parse_endpoint
+
+    args = list(argv)
+    given = {}
+    for flag in ("--local", "--init"):
+        if flag in args:
+            at = args.index(flag)
+            if at + 1 >= len(args):
+                raise OptionError(f"{flag} needs a value")
+            given[flag] = args[at + 1]
+            del args[at:at + 2]
+    local = parse_endpoint(given["--local"]) if "--local" in given else None
+    unknown = [arg for arg in args if arg.startswith("-")]
+    if unknown:
+        raise OptionError(f"unknown option {unknown[0]}")
+    if len(args) != 1:
+        raise OptionError("tcptest import takes one capture")
+    print(import_capture(args[0], local, given.get("--init")), end="")
+    return 0
+
+
 def _run_traced(request):
     """One run with `-v`: every event printed as it happens, named by its run."""
     from . import batch
@@ -248,7 +318,8 @@ def _run_traced(request):
     return run(request, lambda text: print(f"{name}: {text}", flush=True))
 
 
-COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain}
+COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain,
+            "fmt": cmd_fmt, "import": cmd_import}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,3 +61,12 @@ class RunFailure(TcptestError):
         where = f"{self.loc.path}:{self.loc.line}: " if self.loc else ""
         text = f"{where}{self.message}"
         return f"{text}\n{self.detail}" if self.detail else text
+
+
+class UpdateError(TcptestError):
+    """`tcptest run --update` cannot make the script match the kernel (a line
+    on the script's own side failed, say); the script is left as it was."""
+
+
+class CaptureError(TcptestError):
+    """`tcptest import` cannot read the capture, or it holds no TCP connection."""

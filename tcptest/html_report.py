@@ -3,8 +3,8 @@
 runs and a page per run with its SVG ladder diagram, the script with the
 failing line highlighted, and links to the run's captures.
 
-The script is highlighted by Pygments with the `packetdrill` lexer when one is
-registered; without it, it is plain escaped text with the same line anchors.
+The script is highlighted by Pygments with tcptest's own lexer (tcptest.lexer),
+the failing line marked.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ pre, .source { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font
 pre.error { background: #fff8f8; border-left: 4px solid #cf222e; padding: 0.6em; white-space: pre-wrap; }
 .ladder-box { overflow-x: auto; border: 1px solid #d0d7de; }
 .source pre { line-height: 1.35; margin: 0; }
-.source .hll, .source .failing { background-color: #ffd7d5; display: inline-block; width: 100%; }
-.source .linenos, .source .lineno { color: #8c959f; padding-right: 1em; user-select: none; }
+.source .hll { background-color: #ffd7d5; display: inline-block; width: 100%; }
+.source .linenos { color: #8c959f; padding-right: 1em; user-select: none; }
 """
 
 
@@ -147,31 +147,11 @@ def script_html(verdict: Verdict) -> tuple[str, str]:
         text = read_source(verdict.path)
     except OSError as err:
         return f"<p>The script cannot be read: {html.escape(err.strerror or str(err))}.</p>", ""
-    failing = [verdict.line] if verdict.line else []
-    lexer = _packetdrill_lexer()
-    if lexer is not None:
-        from pygments import highlight
-        from pygments.formatters import HtmlFormatter
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
 
-        formatter = HtmlFormatter(linenos="inline", hl_lines=failing, lineanchors="line",
-                                  anchorlinenos=True, cssclass="source")
-        return highlight(text, lexer, formatter), formatter.get_style_defs(".source")
-    out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        body = f'<span class="lineno">{number:>4}</span>{html.escape(line)}'
-        css = ' class="failing"' if number == verdict.line else ""
-        out.append(f'<span id="line-{number}"{css}>{body}</span>')
-    return '<div class="source"><pre>' + "\n".join(out) + "</pre></div>", ""
+    from .lexer import PacketdrillLexer
 
-
-def _packetdrill_lexer():
-    """Pygments' lexer for packetdrill scripts, if Pygments and one are installed."""
-    try:
-        from pygments.lexers import get_lexer_by_name
-        from pygments.util import ClassNotFound
-    except ImportError:
-        return None
-    try:
-        return get_lexer_by_name("packetdrill")
-    except ClassNotFound:
-        return None
+    formatter = HtmlFormatter(linenos="inline", hl_lines=[verdict.line] if verdict.line else [],
+                              lineanchors="line", anchorlinenos=True, cssclass="source")
+    return highlight(text, PacketdrillLexer(), formatter), formatter.get_style_defs(".source")

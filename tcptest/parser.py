@@ -72,9 +72,9 @@ from .script import (
 )
 from . import wire
 from .render import seconds
-from .source import Location, read_source
+from .source import Location, TokenSpan, read_source
 
-__all__ = ["parse_script", "parse_file", "RESERVED_WORDS"]
+__all__ = ["parse_script", "parse_file", "parse_with_spans", "RESERVED_WORDS"]
 
 # Words a define never replaces (packetdrill's keywords).
 RESERVED_WORDS = frozenset(
@@ -113,6 +113,8 @@ class _ParseState:
 
 
 _state: ContextVar[_ParseState] = ContextVar("tcptest_parse_state")
+# Set by parse_with_spans: the post-lexer adds every token's span to it.
+_spans: ContextVar[list[TokenSpan] | None] = ContextVar("tcptest_token_spans", default=None)
 
 _DEFINED_TYPES = frozenset({"NAME", "ERRNO", "COOKIE", "ICMP_NAME"})
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
@@ -129,13 +131,17 @@ class _PostLex(PostLex):
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         state = _state.get()
+        spans = _spans.get()
         for token in stream:
+            substituted = False
             if token.type in _DEFINED_TYPES:
                 value = state.defines.get(token.value)
                 if value is not None and token.value not in RESERVED_WORDS:
-                    token = _substitute(token, value)
+                    token, substituted = _substitute(token, value), True
             elif token.type == "OPTION":
                 _note_define(state, token)
+            if spans is not None:
+                spans.append(TokenSpan(token.type, token.start_pos, token.end_pos, substituted))
             yield token
             state.previous = token
 
@@ -945,6 +951,20 @@ def parse_file(path: str | Path, defines: Mapping[str, str] | None = None) -> Sc
     except OSError as error:
         raise ScriptError(Location(str(path), 1, 1), f"cannot read the script: {error.strerror or error}") from None
     return parse_script(text, str(path), defines)
+
+
+def parse_with_spans(text: str, path: str, defines: Mapping[str, str] | None = None
+                     ) -> tuple[Script, tuple[TokenSpan, ...]]:
+    """`parse_script`, and where each token is in `text` (comments and
+    whitespace are what lies between them): what the formatter and
+    `run --update` need to rewrite a script and keep every other byte."""
+    spans: list[TokenSpan] = []
+    reset = _spans.set(spans)
+    try:
+        script = parse_script(text, path, defines)
+    finally:
+        _spans.reset(reset)
+    return script, tuple(spans)
 
 
 def _error(path: str, text: str, problem: _Problem) -> ScriptError:

@@ -1,6 +1,7 @@
 """Write raw IPv4/IPv6 frames to a pcap file tcpdump and Wireshark can read,
 and, once a run is over, to a pcapng whose packets carry comments (the script
-line of each: `write_pcapng`).
+line of each: `write_pcapng`); read the IP packets of a capture back
+(`read_ip_packets`, for `tcptest import`).
 
 The only tcptest module that imports scapy, and only when a writer is opened,
 so that importing tcptest stays cheap. Frames are stored with link type
@@ -88,6 +89,43 @@ def write_pcapng(path: str | os.PathLike[str],
                                  comments=[comment.encode() for comment in comments] or None)
     finally:
         writer.close()
+
+
+# Link-layer headers before the IP header, by link type: Ethernet, BSD
+# loopback, Linux cooked v1 and v2, raw IP (also as LINKTYPE_IPV4/IPV6).
+_LINK_HEADER_BYTES = {1: 14, 0: 4, 113: 16, 276: 20, LINKTYPE_RAW: 0, 228: 0, 229: 0}
+_ETHERTYPE_VLAN = (0x8100, 0x88A8)
+
+
+def read_ip_packets(path: str | os.PathLike[str]) -> list[tuple[float, bytes]]:
+    """(timestamp in seconds, IP packet) of each packet of a pcap or pcapng
+    file, link-layer header removed. Raises ValueError for a file that is
+    not a capture, or a link type without IP packets."""
+    from scapy.error import Scapy_Exception
+    from scapy.utils import RawPcapReader
+
+    packets = []
+    try:
+        with RawPcapReader(os.fspath(path)) as reader:
+            for frame, meta in reader:
+                linktype = getattr(meta, "linktype", None) or reader.linktype
+                if linktype not in _LINK_HEADER_BYTES:
+                    raise ValueError(f"link type {linktype} holds no IP packets tcptest can read")
+                start = _LINK_HEADER_BYTES[linktype]
+                while linktype == 1 and int.from_bytes(frame[start - 2:start], "big") in _ETHERTYPE_VLAN:
+                    start += 4
+                packets.append((_seconds(meta), bytes(frame[start:])))
+    except Scapy_Exception as err:
+        raise ValueError(str(err)) from None
+    return packets
+
+
+def _seconds(meta) -> float:
+    """A packet's time from either reader's metadata (pcap: sec and usec;
+    pcapng: a 64-bit count of `tsresol` units)."""
+    if hasattr(meta, "sec"):
+        return meta.sec + meta.usec / 1_000_000
+    return ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
 
 
 def load_scapy_writer():

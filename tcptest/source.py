@@ -18,6 +18,18 @@ class Location:
         return f"{self.path}:{self.line}"
 
 
+@dataclass(frozen=True, slots=True)
+class TokenSpan:
+    """Where one token of a script is in its text: offsets [start, end) and
+    the grammar's terminal name. `substituted`: a define replaced what is
+    written there, so the tree does not say what the text says."""
+
+    kind: str
+    start: int
+    end: int
+    substituted: bool = False
+
+
 def excerpt(text: str, line: int, context: int = 2, col: int | None = None) -> str:
     """Lines around `line` of `text`, numbered, the line itself marked with `>`,
     and a caret under `col` when it is given."""
