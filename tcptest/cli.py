@@ -153,11 +153,6 @@ def cmd_run(argv: Sequence[str]) -> int:
     paths = _scripts(paths)
     if not paths:
         raise OptionError("tcptest run needs at least one script")
-    if not check.dry_run:
-        reason = doctor.skip_reason("ipv4")
-        if reason:
-            print(reason, file=sys.stderr)
-            return 1
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)
     requests = batch.plan(paths, tuple(options), flags.pcap_dir)
@@ -192,6 +187,8 @@ def cmd_run(argv: Sequence[str]) -> int:
             for line in report.tap_footer(output, verdicts):
                 print(line)
         print(report.summary_line(verdicts), file=sys.stderr)
+    if any(verdict.setup_failed for verdict in verdicts):  # the host is probed only then
+        print(doctor.skip_reason("ipv4") or "see `tcptest doctor`", file=sys.stderr)
     return 0 if all(verdict.passed for verdict in verdicts) else 1
 
 

@@ -17,6 +17,8 @@ class TcptestError(Exception):
     warnings: tuple[str, ...] = ()
     # What the run did up to the error (a tcptest.timeline.Timeline), set the same way.
     timeline = None
+    # How late each of tcptest's own events was up to the error (engine.Lateness), the same way.
+    lateness: tuple = ()
 
 
 class ScriptError(TcptestError):
@@ -61,3 +63,9 @@ class RunFailure(TcptestError):
         where = f"{self.loc.path}:{self.loc.line}: " if self.loc else ""
         text = f"{where}{self.message}"
         return f"{text}\n{self.detail}" if self.detail else text
+
+
+class LateStart(RunFailure):
+    """tcptest itself did not start one of its own events (an injection, a
+    call, a command, a Python block) within the tolerance of its time: the
+    machine was too busy, the kernel did nothing wrong."""

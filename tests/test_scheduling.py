@@ -1,5 +1,6 @@
 """A run's child sets itself up for timing: one CPU, the shortest slice, no
-timer slack; a process it starts inherits all three. And it starts on a tick."""
+timer slack, a 0.1 ms interpreter switch interval; a process it starts inherits
+the first three. And it starts on a tick."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from tcptest.host.scheduling import SLICE_NSECS, keep_on_time
+from tcptest.host.scheduling import SLICE_NSECS, SWITCH_INTERVAL_SECS, keep_on_time
 
 _SYS_SCHED_GETATTR = 315  # x86_64
 
@@ -21,7 +22,7 @@ def _settings() -> dict:
     ctypes.CDLL(None).syscall(_SYS_SCHED_GETATTR, 0, attr, 56, 0)
     with open("/proc/self/timerslack_ns") as slack:
         return {"cpus": len(os.sched_getaffinity(0)), "slice": struct.unpack_from("Q", attr.raw, 24)[0],
-                "slack": int(slack.read())}
+                "slack": int(slack.read()), "switch": round(sys.getswitchinterval(), 6)}
 
 
 def _in_a_child(body) -> dict:
@@ -42,7 +43,7 @@ def _in_a_child(body) -> dict:
 def test_the_process_is_kept_on_one_cpu_with_a_short_slice_and_no_slack():
     before = _in_a_child(_settings)
     after = _in_a_child(lambda: (keep_on_time(), _settings())[1])
-    assert after == {"cpus": 1, "slice": SLICE_NSECS, "slack": 1}
+    assert after == {"cpus": 1, "slice": SLICE_NSECS, "slack": 1, "switch": SWITCH_INTERVAL_SECS}
     assert before != after
 
 
@@ -53,7 +54,8 @@ def test_what_the_run_starts_inherits_them():
                    "print(json.dumps(_settings()))" % os.path.dirname(__file__))
         return json.loads(subprocess.run([sys.executable, "-c", program], capture_output=True,
                                          text=True, check=True).stdout)
-    assert _in_a_child(child_of_child) == {"cpus": 1, "slice": SLICE_NSECS, "slack": 1}
+    inherited = _in_a_child(child_of_child)
+    assert inherited == {"cpus": 1, "slice": SLICE_NSECS, "slack": 1, "switch": inherited["switch"]}
 
 
 def test_a_script_starts_on_a_kernel_tick():
