@@ -14,9 +14,8 @@ import os
 import socket
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from ..errors import SetupError
+from .rtnl import Rtnetlink
 
 CLONE_NEWNET = 0x40000000
 
@@ -49,9 +48,8 @@ def enter_new_network_namespace() -> None:
         _unshare_network()  # the namespace the run uses; the one before it goes
     global _created_namespace_id
     _created_namespace_id = network_namespace_id()
-    with IPRoute() as ipr:
-        (loopback,) = ipr.link_lookup(ifname="lo")
-        ipr.link("set", index=loopback, state="up")
+    with Rtnetlink() as rtnl:
+        rtnl.set_link(socket.if_nametoindex("lo"), up=True)
 
 
 def _unshare_network() -> None:
