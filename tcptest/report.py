@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from . import ladder, timeline
+from . import timeline
 from .source import excerpt, read_source
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ def failure_text(verdict: Verdict, colour: bool = False, ladder_rows: int | None
         if annotated.exists():
             parts.append(f"pcapng: {annotated} (each packet's comment names its script line)")
     if verdict.timeline is not None and verdict.timeline.entries:
+        from . import ladder  # only failures draw one
+
         parts.extend(["", ladder.text(verdict.timeline, colour, last=ladder_rows)])
     return "\n".join(parts)
 
@@ -233,6 +235,8 @@ def explain_text(verdict: Verdict, colour: bool = False) -> str:
         return f"{head}\n{failure_text(verdict, colour, ladder_rows=None)}\n"
     if verdict.timeline is None:
         return f"{head}\n(no timeline saved for this run)\n"
+    from . import ladder
+
     return f"{head}\n{ladder.text(verdict.timeline, colour)}\n"
 
 
