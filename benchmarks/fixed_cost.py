@@ -33,7 +33,11 @@ def tcptest_command() -> list[str]:
 
 
 def checkout_environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
+    """This checkout first on the path, and bytecode written as an installed
+    package has it: without, every process compiles every module again."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def median_process_time(command: list[str], times: int, env: dict[str, str] | None = None) -> float:
