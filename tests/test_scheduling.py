@@ -69,6 +69,8 @@ def test_a_script_starts_on_a_kernel_tick():
         coarse_before = time.clock_gettime(CLOCK_MONOTONIC_COARSE)
         start = _just_after_a_kernel_tick()
         start_monotonic = start - (time.time() - time.monotonic())
-        assert abs(start_monotonic - round(start_monotonic / period) * period) < 1e-5
+        # Within 0.1 ms of a tick: reading two clocks one after the other, here
+        # and in the function, can be interrupted (29 us seen on a busy machine).
+        assert abs(start_monotonic - round(start_monotonic / period) * period) < 1e-4
         assert start_monotonic > coarse_before
         assert time.monotonic() - start_monotonic >= 0
