@@ -57,6 +57,7 @@ class Outcome:
     passed: bool
     error: str  # first line
     lateness_usecs: tuple[int, ...] = ()  # tcptest's own events; none for packetdrill
+    worst: str = ""  # tcptest's latest event: "line N (kind)"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -101,8 +102,11 @@ def run_tcptest(script: str, version: str) -> Outcome:
         first = next((line for line in done.stderr.splitlines() if line.strip()), "no output")
         return Outcome(script, version, False, f"tcptest exited {done.returncode}: {first}")
     error = (result["error"] or "").strip().splitlines()
+    lateness = result.get("lateness") or ()
+    worst = max(lateness, key=lambda late: late["usecs"], default=None)
     return Outcome(script, version, bool(result["passed"]), error[0] if error else "",
-                   tuple(late["usecs"] for late in result.get("lateness") or ()))
+                   tuple(late["usecs"] for late in lateness),
+                   f"line {worst['line']} ({worst['kind']})" if worst else "")
 
 
 def one_round(tool, runs: list[tuple[str, str]], jobs: int) -> tuple[list[Outcome], float]:
@@ -124,7 +128,9 @@ def batch_round(runs: list[tuple[str, str]], jobs: int) -> tuple[list[Outcome], 
         os.chdir(cwd)
     wall = time.monotonic() - started
     return [Outcome(script, version, verdict.passed, (verdict.error or "").strip().split("\n")[0],
-                    tuple(late.usecs for late in verdict.lateness))
+                    tuple(late.usecs for late in verdict.lateness),
+                    f"line {verdict.worst_lateness.line} ({verdict.worst_lateness.kind})"
+                    if verdict.worst_lateness else "")
             for (script, version), verdict in zip(runs, verdicts)], wall
 
 
@@ -144,6 +150,14 @@ def flips(rounds: list[list[Outcome]]) -> list[tuple[str, str]]:
         for outcome in outcomes:
             seen.setdefault(outcome.key, set()).add(outcome.passed)
     return sorted(key for key, verdicts in seen.items() if len(verdicts) > 1)
+
+
+def print_latest(rounds: list[list[Outcome]], count: int = 5) -> None:
+    """The runs whose latest own event was latest, and which event it was."""
+    latest = sorted((o for outcomes in rounds for o in outcomes if o.lateness_usecs),
+                    key=lambda o: -max(o.lateness_usecs))[:count]
+    for o in latest:
+        print(f"  latest: {max(o.lateness_usecs) / 1000:.3f} ms, {o.script} {o.ip_version} {o.worst}")
 
 
 def fixed_costs(packetdrill: str | None) -> dict[str, float]:
@@ -214,6 +228,7 @@ def main() -> int:
             print(f"  flip {script} {version}: {' | '.join(sorted(errors))}")
         if name == "tcptest":
             print(f"  lateness of its own events: {figures[name]['lateness']}")
+            print_latest(results[name])
     if "packetdrill" in tools:
         ratio = statistics.median(walls["tcptest"]) / statistics.median(walls["packetdrill"])
         print(f"tcptest/packetdrill: wall {ratio:.2f}x at -j {args.j}, fixed cost "
@@ -232,6 +247,7 @@ def main() -> int:
                   f"{figures[f'batch -j {jobs}']['timing_failures']} on timing, {wall:.1f} s{versus}; "
                   f"lateness {tail(late)}", flush=True)
             results[f"batch -j {jobs}"] = [outcomes]
+            print_latest([outcomes])
 
     left = leftovers(before)
     if left:
