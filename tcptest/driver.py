@@ -72,9 +72,10 @@ class Driver:
             # namespace being freed, say), which is not the script's lateness.
             sent_at = self.now()
             self.tun.send(request.frame, request.gso_size)
+            ended = self.now()
             if self.pcap:
                 self.pcap.write(request.frame, self.start + sent_at / 1e6)
-            return e.Done(sent_at)
+            return e.Done(sent_at, ended=ended)
         if isinstance(request, e.StartCall):
             return self._start_call(request)
         if isinstance(request, e.AwaitCall):
@@ -115,7 +116,7 @@ class Driver:
         at = self.now()
         pending = self.calls.begin(request.call, request.loc, request.blocking)
         if not request.blocking:
-            return e.Done(at, result=pending.result)
+            return e.Done(at, result=pending.result, ended=self.now())
         if pending.done:
             return e.Done(at, self._usecs(self.calls.finish(pending, 0)), result=pending.result)
         self.pending_call = pending

@@ -89,12 +89,15 @@ class Elapsed:
 class Done:
     """A request was carried out: it started `at`; a call that already
     returned says when in `returned_at`, and what it returned in `result`
-    (value, errno); a command, what it printed."""
+    (value, errno); a command, what it printed. `ended`: when the driver was
+    done with an injection or a call that did not block (the kernel's work
+    for it included), which the next event may have had to wait for."""
 
     at: int
     returned_at: int | None = None
     output: str = ""
     result: tuple[int, int] | None = None
+    ended: int | None = None
 
 
 Response = Captured | Elapsed | Done
@@ -186,6 +189,7 @@ class Engine:
         self.trace = trace or (lambda line: None)
         self.tracing = trace is not None
         self.lateness: list[Lateness] = []
+        self.previous_own_end: tuple[int, str, int] | None = None  # (line, kind, ended) of the last own event
         self.recorder = Recorder(self.local_ip, self.remote_ip)
         self._next_remote_port = EPHEMERAL_PORT_BASE
         self.names_ports = plan.names_ports
@@ -246,20 +250,30 @@ class Engine:
         self.prev_was_inbound = inbound
 
     def _own_event_done(self, event: s.Event, kind: str, shown: Callable[[], str], scheduled: int,
-                        at: int) -> None:
+                        done: Done) -> None:
         """Trace one of our own events with its lateness and record it; past
-        the tolerance the run fails, in words that put the delay on tcptest."""
-        late = at - scheduled
+        the tolerance the run fails, in words that put the delay where it
+        was: on tcptest, or on the event before, which took until past this
+        one's time (a call whose kernel work took that long)."""
+        late = done.at - scheduled
         self.lateness.append(Lateness(event.loc.line, kind, late))
         if self.tracing:  # rendering costs microseconds that the next event would be late by
-            self.trace(f"{_sec(at)} {shown()} ({late / 1000:.3f} ms late)")
+            self.trace(f"{_sec(done.at)} {shown()} ({late / 1000:.3f} ms late)")
+        before, self.previous_own_end = self.previous_own_end, (
+            (event.loc.line, kind, done.ended) if done.ended is not None else None)
         tolerance = self._tolerance(scheduled)
-        if late > tolerance:
-            verb = "left" if kind == "inbound packet" else "started"
-            raise LateStart(event.loc, f"tcptest was late: the {kind} due at {_sec(scheduled)} sec {verb} "
-                                       f"at {_sec(at)} sec, {late / 1000:.3f} ms late (tolerance "
-                                       f"{tolerance / 1000:.3f} ms); not the kernel's doing: the machine "
-                                       f"kept tcptest from running on time")
+        if late <= tolerance:
+            return
+        if before is not None and before[2] > scheduled + tolerance:
+            line, previous_kind, ended = before
+            raise RunFailure(event.loc, f"timing error: expected {kind} at {_sec(scheduled)} sec but happened "
+                                        f"at {_sec(done.at)} sec; tolerance {_sec(tolerance)} sec: the "
+                                        f"{previous_kind} at line {line} before it took until {_sec(ended)} sec")
+        verb = "left" if kind == "inbound packet" else "started"
+        raise LateStart(event.loc, f"tcptest was late: the {kind} due at {_sec(scheduled)} sec {verb} "
+                                   f"at {_sec(done.at)} sec, {late / 1000:.3f} ms late (tolerance "
+                                   f"{tolerance / 1000:.3f} ms); not the kernel's doing: the machine "
+                                   f"kept tcptest from running on time")
 
     def _outbound_timing_failure(self, event: s.Event, expected: int, at: int, tolerance: int) -> None:
         """The kernel sent a segment outside its time (packetdrill's words)."""
@@ -562,7 +576,7 @@ class Engine:
         self.recorder.event(event, scheduled, done.at)
         self.recorder.inbound(done.at, event.loc.line, packet,
                               (conn.local_port, conn.remote_port) if conn else None)
-        self._own_event_done(event, "inbound packet", lambda: render_packet(packet), scheduled, done.at)
+        self._own_event_done(event, "inbound packet", lambda: render_packet(packet), scheduled, done)
         self._happened(scheduled, done.at, inbound=True)
 
     def _build_icmp(self, packet: s.Packet, body: s.IcmpMessage) -> bytes:
@@ -705,7 +719,7 @@ class Engine:
             self.current = None  # a new socket under test: the next inbound SYN opens a new connection
         done = yield StartCall(call, event.loc, blocking)
         self.recorder.event(event, scheduled, done.at, done.returned_at, done.result)
-        self._own_event_done(event, "system call", lambda: render_syscall(call), scheduled, done.at)
+        self._own_event_done(event, "system call", lambda: render_syscall(call), scheduled, done)
         if blocking:
             base = 0 if isinstance(event.time, s.AbsoluteTime) else anchor
             expected_end = base + call.end_usecs
@@ -750,7 +764,7 @@ class Engine:
         self.recorder.event(event, scheduled, done.at, done.returned_at)
         if done.output:
             self.warnings.append(f"{event.loc}: command printed:\n{done.output}")
-        self._own_event_done(event, what, lambda: f"{what} at line {event.loc.line}", scheduled, done.at)
+        self._own_event_done(event, what, lambda: f"{what} at line {event.loc.line}", scheduled, done)
         # A command can take many milliseconds (a fork and exec at least); what
         # follows it counts from when it finished, or every `+0` after it would be late.
         self._happened(scheduled, done.returned_at if done.returned_at is not None else done.at,

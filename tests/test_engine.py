@@ -49,6 +49,7 @@ class FakeKernel:
     calls: list = field(default_factory=list)
     command_output: str = ""  # what every timed command prints
     own_delay: int = 0  # usecs late that the driver starts each of its own events
+    call_cost: int = 0  # usecs a call that does not block takes in the kernel
 
     def _start_own_event(self) -> None:
         self.now += self.own_delay
@@ -79,7 +80,8 @@ class FakeKernel:
         if isinstance(request, e.StartCall):
             self.calls.append(request.call.name)
             self._react(request.call.name)
-            return e.Done(self.now)
+            at, self.now = self.now, self.now + self.call_cost
+            return e.Done(at, ended=self.now)
         if isinstance(request, e.RunCommand):
             return e.Done(self.now, output=self.command_output)
         if isinstance(request, e.RunCode):
@@ -161,6 +163,14 @@ def test_an_own_event_late_past_the_tolerance_is_tcptests_lateness_not_a_kernel_
         run(PASSIVE_OPEN, kernel)
     assert failure.value.loc.line == 1
     assert "timing error" not in str(failure.value)
+
+
+def test_an_event_late_because_the_call_before_took_that_long_is_a_timing_error_naming_that_call():
+    with pytest.raises(RunFailure, match=r"t.pkt:2: timing error: expected system call at 0.000000 sec but "
+                                         r"happened at 0.005000 sec; tolerance 0.004000 sec: the system call "
+                                         r"at line 1 before it took until 0.005000 sec") as failure:
+        run(PASSIVE_OPEN, FakeKernel(call_cost=5_000))
+    assert not isinstance(failure.value, LateStart)
 
 
 def test_tolerance_grows_with_the_gap():
