@@ -109,8 +109,7 @@ class Driver:
             if remaining <= 0:
                 return e.Elapsed(self.now())
             if remaining > SPIN_USECS:
-                # select() sleeps with microsecond precision (poll() rounds up to ms).
-                select.select([self.tun], [], [], (remaining - SPIN_USECS) / 1e6)
+                select.select([self.tun], [], [], _sleep_usecs(remaining) / 1e6)
 
     def _start_call(self, request: e.StartCall) -> e.Response:
         at = self.now()
@@ -131,6 +130,23 @@ class Driver:
         returned_at = self.calls.finish(pending, timeout)  # RunFailure if it does not return
         self.pending_call = None
         return e.Done(now, self._usecs(returned_at), result=pending.result)
+
+
+# Above this, a wait is done in halves (see _sleep_usecs).
+HALVED_WAIT_USECS = 2000
+
+
+def _sleep_usecs(remaining: int) -> int:
+    """How long to sleep in select() of `remaining` usecs to the deadline.
+    select() sleeps with microsecond precision (poll() rounds up to ms), but
+    the kernel lets it end late by 0.1 % of its timeout (its own slack,
+    select_estimate_accuracy, whatever the timer slack): 0.3 ms for a 0.3 s
+    sleep, 10 ms for 10 s. So a long wait sleeps half of what is left, again
+    and again (a dozen wake-ups for ten seconds), and only the last 2 ms in
+    one go, which ends within microseconds."""
+    if remaining > HALVED_WAIT_USECS:
+        return remaining // 2
+    return remaining - SPIN_USECS
 
 
 CLOCK_MONOTONIC_COARSE = 6  # advances on kernel ticks (jiffies): its resolution is the tick period

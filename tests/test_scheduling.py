@@ -74,3 +74,18 @@ def test_a_script_starts_on_a_kernel_tick():
         assert abs(start_monotonic - round(start_monotonic / period) * period) < 1e-4
         assert start_monotonic > coarse_before
         assert time.monotonic() - start_monotonic >= 0
+
+
+def test_a_long_wait_sleeps_in_halves_and_the_last_stretch_in_one_go():
+    """select() may end late by 0.1 % of its timeout: a long wait halves what
+    is left until 2 ms remain, then sleeps to just before the deadline."""
+    from tcptest.driver import HALVED_WAIT_USECS, SPIN_USECS, _sleep_usecs
+
+    remaining, sleeps = 10_000_000, []
+    while remaining > SPIN_USECS:
+        sleeps.append(_sleep_usecs(remaining))
+        remaining -= sleeps[-1]
+    assert len(sleeps) <= 14 and sleeps[0] == 5_000_000
+    assert sleeps[-1] <= HALVED_WAIT_USECS and remaining == SPIN_USECS
+    assert all(sleep / 1000 < remaining_after for sleep, remaining_after in
+               zip(sleeps, [10_000_000 - sum(sleeps[:i + 1]) for i in range(len(sleeps))]))
