@@ -26,8 +26,8 @@ from .host.tun import TunDevice
 # costs more than it gains: a run asks for the shortest scheduler slice
 # (host/scheduling.py), so a spin longer than it hands the CPU to whatever
 # else is runnable there for that one's whole slice, milliseconds, and the
-# event is late by those (a call at time 0 started 27 ms late beside a busy
-# VM with a 300 us spin).
+# event is late by those (with a 300 us spin, a call at time 0 was seen to
+# start 27 ms late beside a busy VM).
 SPIN_USECS = 50
 
 

@@ -65,8 +65,9 @@ def _ask_for_own_socket_table() -> bool:
 
     By default every namespace shares the host's table, sized for the host's
     memory (262144 buckets here), and a sock_diag dump, which a `%{ }%` block
-    reads, walks all of it: about 1 ms, 5 ms with a cold cache, enough to make
-    the segment injected after a block at time 0 late (rst/closed-port.pkt).
+    reads, walks all of it: about 1 ms here, up to 5 ms on a busy CI machine,
+    enough to make the segment injected after a block at time 0 late
+    (rst/closed-port.pkt).
     With a table of its own the dump takes 0.02 ms. The sysctl
     (tcp_child_ehash_entries, Linux 6.1 on) is read from the namespace that
     creates the new one, so it is set in a first namespace of the run's own,
