@@ -190,7 +190,9 @@ def cmd_run(argv: Sequence[str]) -> int:
     if any(verdict.setup_failed for verdict in verdicts):  # the host is probed only then
         from . import doctor
 
-        print(doctor.skip_reason("ipv4") or "see `tcptest doctor`", file=sys.stderr)
+        reason = doctor.skip_reason("ipv4")
+        if reason:
+            print(reason, file=sys.stderr)
     return 0 if all(verdict.passed for verdict in verdicts) else 1
 
 
