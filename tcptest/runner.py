@@ -28,7 +28,7 @@ from .parser import parse_file
 from .pcap import PcapWriter, load_scapy_writer
 from .plan import Plan, make_plan
 from .pycode import PythonBlocks
-from .script import Code, Script
+from .script import Code, Script, Syscall
 from .timeline import Timeline
 
 # A run that goes on longer than this is stopped: the longest corpus script
@@ -211,6 +211,8 @@ def _run_events(plan: Plan, commands: CommandRunner, tun: TunDevice,
         remote_ip=options.live_remote_ip, bind_port=options.bind_port,
         connect_port=options.connect_port, tolerance_usecs=options.tolerance_usecs))
     engine = e.Engine(plan, trace)
+    if any(isinstance(event.action, Syscall) and event.action.end_usecs is not None for event in plan.events):
+        calls.prepare_blocking_calls()
     try:
         if script.init:
             init_ran = True
