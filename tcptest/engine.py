@@ -139,7 +139,7 @@ class Lateness(NamedTuple):
     no part in these, so their lateness is tcptest's, or its machine's."""
 
     line: int
-    kind: str  # "inbound packet", "system call start", "command start", "Python code start"
+    kind: str  # "inbound packet", "system call", "command" or "Python code": what started late
     usecs: int
 
 
