@@ -92,7 +92,8 @@ def same_cause(ours: str, theirs: str, warnings: tuple[str, ...] = ()) -> bool:
 
 def _timing_only(error: str | None) -> bool:
     first = first_line(error)
-    return any(words in first for words in ("timing error", "did not return by", "Bad timestamp"))
+    return any(words in first for words in ("timing error", "tcptest was late", "did not return by",
+                                            "Bad timestamp"))
 
 
 def compare(results, upstream) -> int:
@@ -143,11 +144,11 @@ def main() -> int:
     print(f"tcptest passed {passed} of {len(results)} runs; packetdrill passed "
           f"{sum(upstream[k][0] == 'pass' for k in runs)}")
     print(f"wall time: {wall:.1f} s with -j {args.j}")
-    delays = [delay for _, verdict in results for delay in verdict.inject_delays_usecs]
+    delays = [late.usecs for _, verdict in results for late in verdict.lateness]
     if delays:
         ordered = sorted(delays)
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-        print(f"inbound injection lateness over {len(delays)} segments: median "
+        print(f"lateness of tcptest's own events over {len(delays)} of them: median "
               f"{statistics.median(ordered):.0f} us, p99 {p99} us, max {ordered[-1]} us")
     if args.retry_timing:
         again = [index for index, (key, verdict) in enumerate(results)

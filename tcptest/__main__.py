@@ -1,5 +1,5 @@
 """`python -m tcptest`: the same as the `tcptest` command."""
 
-from .cli import main
+from .cli import entry
 
-raise SystemExit(main())
+entry()

@@ -21,9 +21,14 @@ from .host.commands import CommandRunner
 from .host.syscalls import SyscallHost
 from .host.tun import TunDevice
 
-# select() wakes up late by tens of microseconds; the last stretch before an
-# injection is spun so that inbound segments leave on time (p99 < 1 ms).
-SPIN_USECS = 300
+# select() wakes up late by tens of microseconds (median 64 us, p99 0.25 ms
+# here under load); only the last few before an event are spun. A longer spin
+# costs more than it gains: a run asks for the shortest scheduler slice
+# (host/scheduling.py), so a spin longer than it hands the CPU to whatever
+# else is runnable there for that one's whole slice, milliseconds, and the
+# event is late by those (with a 300 us spin, a call at time 0 was seen to
+# start 27 ms late beside a busy VM).
+SPIN_USECS = 50
 
 
 @dataclass
@@ -61,9 +66,10 @@ class Driver:
             # namespace being freed, say), which is not the script's lateness.
             sent_at = self.now()
             self.tun.send(request.frame, request.gso_size)
+            ended = self.now()
             if self.pcap:
                 self.pcap.write(request.frame, self.start + sent_at / 1e6)
-            return e.Done(sent_at)
+            return e.Done(sent_at, ended=ended)
         if isinstance(request, e.StartCall):
             return self._start_call(request)
         if isinstance(request, e.AwaitCall):
@@ -97,14 +103,13 @@ class Driver:
             if remaining <= 0:
                 return e.Elapsed(self.now())
             if remaining > SPIN_USECS:
-                # select() sleeps with microsecond precision (poll() rounds up to ms).
-                select.select([self.tun], [], [], (remaining - SPIN_USECS) / 1e6)
+                select.select([self.tun], [], [], _sleep_usecs(remaining) / 1e6)
 
     def _start_call(self, request: e.StartCall) -> e.Response:
         at = self.now()
         pending = self.calls.begin(request.call, request.loc, request.blocking)
         if not request.blocking:
-            return e.Done(at, result=pending.result)
+            return e.Done(at, result=pending.result, ended=self.now())
         if pending.done:
             return e.Done(at, self._usecs(self.calls.finish(pending, 0)), result=pending.result)
         self.pending_call = pending
@@ -121,9 +126,26 @@ class Driver:
         return e.Done(now, self._usecs(returned_at), result=pending.result)
 
 
-CLOCK_MONOTONIC_COARSE = 6  # advances on kernel ticks (jiffies)
-TICK_WAKE_EARLY_SECS = 0.0005
+# Above this, a wait is done in halves (see _sleep_usecs).
+HALVED_WAIT_USECS = 2000
+
+
+def _sleep_usecs(remaining: int) -> int:
+    """How long to sleep in select() of `remaining` usecs to the deadline.
+    select() sleeps with microsecond precision (poll() rounds up to ms), but
+    the kernel lets it end late by 0.1 % of its timeout (its own slack,
+    select_estimate_accuracy, whatever the timer slack): 0.3 ms for a 0.3 s
+    sleep, 10 ms for 10 s. So a long wait sleeps half of what is left, again
+    and again (a dozen wake-ups for ten seconds), and only the last 2 ms in
+    one go, which ends within microseconds."""
+    if remaining > HALVED_WAIT_USECS:
+        return remaining // 2
+    return remaining - SPIN_USECS
+
+
+CLOCK_MONOTONIC_COARSE = 6  # advances on kernel ticks (jiffies): its resolution is the tick period
 TICK_HANDLED_SECS = 0.0002  # the tick interrupt came 22-70 us after its time here
+TICK_WAKE_LATE_SECS = 0.001  # woken later than this after the tick: preempted, take the next one
 
 
 def _just_after_a_kernel_tick() -> float:
@@ -133,20 +155,14 @@ def _just_after_a_kernel_tick() -> float:
     script on one, as packetdrill does, keeps their firing times and the
     script's in step instead of up to a tick (4 ms at HZ=250) apart. Linux
     (5.10 on) puts its ticks on multiples of the tick period in
-    CLOCK_MONOTONIC, so this sleeps until just before the next one and spins
-    only the rest of the way, until the coarse clock moves or the tick must
-    have been handled: spinning through a whole tick, as before, took the CPU
-    from a run beside this one. (The coarse clock's value is not the tick's
-    time: here it lags by one tick, and now and then skips one.)"""
+    CLOCK_MONOTONIC, so this sleeps until just after the next one has been
+    handled. It does not spin: spinning, even only from just before the
+    tick, cost the run its CPU for the other tasks' slices (see SPIN_USECS).
+    Woken too late (preempted), it takes the next tick."""
     period = time.clock_getres(CLOCK_MONOTONIC_COARSE)
     while True:
         next_tick = (math.floor(time.monotonic() / period) + 1) * period
-        time.sleep(max(0.0, next_tick - TICK_WAKE_EARLY_SECS - time.monotonic()))
-        if time.monotonic() > next_tick:
-            continue  # woke too late for this one
-        seen = time.clock_gettime(CLOCK_MONOTONIC_COARSE)
-        while (time.clock_gettime(CLOCK_MONOTONIC_COARSE) == seen
-               and time.monotonic() < next_tick + TICK_HANDLED_SECS):
-            pass
-        if time.monotonic() - next_tick < 2 * TICK_HANDLED_SECS:  # else preempted: take the next
-            return time.time() - (time.monotonic() - next_tick)
+        time.sleep(max(0.0, next_tick + TICK_HANDLED_SECS - time.monotonic()))
+        late = time.monotonic() - next_tick
+        if late < TICK_WAKE_LATE_SECS:
+            return time.time() - late

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Callable, Generator
+from typing import Callable, Generator, NamedTuple
 
 from . import match, wire
 from . import script as s
-from .errors import RunFailure
 from .connections import Connection, ConnectionTable
+from .errors import LateStart, RunFailure
 from .inbound import InboundFrames
 from .plan import Plan
 from .render import render_packet, render_syscall
@@ -91,12 +91,15 @@ class Elapsed:
 class Done:
     """A request was carried out: it started `at`; a call that already
     returned says when in `returned_at`, and what it returned in `result`
-    (value, errno); a command, what it printed."""
+    (value, errno); a command, what it printed. `ended`: when the driver was
+    done with an injection or a call that did not block (the kernel's work
+    for it included), which the next event may have had to wait for."""
 
     at: int
     returned_at: int | None = None
     output: str = ""
     result: tuple[int, int] | None = None
+    ended: int | None = None
 
 
 Response = Captured | Elapsed | Done
@@ -115,10 +118,20 @@ class _InFlight:
     tolerance: int
 
 
+class Lateness(NamedTuple):
+    """How late one of tcptest's own events (an injection, a call's start, a
+    command, a Python block) happened after its script time: the kernel has
+    no part in these, so their lateness is tcptest's, or its machine's."""
+
+    line: int
+    kind: str  # "inbound packet", "system call", "command" or "Python code": what started late
+    usecs: int
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     warnings: tuple[str, ...]
-    inject_delays_usecs: tuple[int, ...]  # how late each inbound segment left
+    lateness: tuple[Lateness, ...]  # of each of tcptest's own events, in order
     timeline: Timeline | None = None
 
 
@@ -170,7 +183,9 @@ class Engine:
         self.inflight: _InFlight | None = None
         self.warnings: list[str] = []
         self.trace = trace or (lambda line: None)
-        self.inject_delays: list[int] = []
+        self.tracing = trace is not None
+        self.lateness: list[Lateness] = []
+        self.previous_own_end: tuple[int, str, int] | None = None  # (line, kind, ended) of the last own event
         self.recorder = Recorder(self.local_ip, self.remote_ip)
         self.names_ports = plan.names_ports
         # anchors, in usecs since the start
@@ -204,7 +219,7 @@ class Engine:
         if events:
             yield from self._report_leftover_frames(events[-1])
         yield from self._reset_open_connections()
-        return Outcome(tuple(self.warnings), tuple(self.inject_delays), self.recorder.finish())
+        return Outcome(tuple(self.warnings), tuple(self.lateness), self.recorder.finish())
 
     # ---------------------------------------------------------- scheduling
 
@@ -229,18 +244,36 @@ class Engine:
         self.prev_live = live
         self.prev_was_inbound = inbound
 
-    def _late_check(self, event: s.Event, what: str, scheduled: int, at: int) -> None:
+    def _own_event_done(self, event: s.Event, kind: str, shown: Callable[[], str], scheduled: int,
+                        done: Done) -> None:
+        """Trace one of our own events with its lateness and record it; past
+        the tolerance the run fails, in words that put the delay where it
+        was: on tcptest, or on the event before, which took until past this
+        one's time (a call whose kernel work took that long)."""
+        late = done.at - scheduled
+        self.lateness.append(Lateness(event.loc.line, kind, late))
+        if self.tracing:  # rendering costs microseconds that the next event would be late by
+            self.trace(f"{_sec(done.at)} {shown()} ({late / 1000:.3f} ms late)")
+        before, self.previous_own_end = self.previous_own_end, (
+            (event.loc.line, kind, done.ended) if done.ended is not None else None)
         tolerance = self._tolerance(scheduled)
-        if at - scheduled > tolerance:
-            self._timing_failure(event, what, scheduled, at, tolerance)
+        if late <= tolerance:
+            return
+        if before is not None and before[2] > scheduled + tolerance:
+            line, previous_kind, ended = before
+            raise RunFailure(event.loc, f"timing error: expected {kind} at {_sec(scheduled)} sec but happened "
+                                        f"at {_sec(done.at)} sec; tolerance {_sec(tolerance)} sec: the "
+                                        f"{previous_kind} at line {line} before it took until {_sec(ended)} sec")
+        verb = "left" if kind == "inbound packet" else "started"
+        raise LateStart(event.loc, f"tcptest was late: the {kind} due at {_sec(scheduled)} sec {verb} "
+                                   f"at {_sec(done.at)} sec, {late / 1000:.3f} ms late (tolerance "
+                                   f"{tolerance / 1000:.3f} ms); not the kernel's doing: the machine "
+                                   f"kept tcptest from running on time")
 
-    def _timing_failure(self, event: s.Event, what: str, expected: int, at: int, tolerance: int) -> None:
-        message = (f"timing error: expected {what} at {_sec(expected)} sec but happened at "
-                   f"{_sec(at)} sec; tolerance {_sec(tolerance)} sec")
-        if what == "outbound packet":
-            self._fail(event, "error handling packet: " + message, kind="packet")
-        else:
-            self._fail(event, message)
+    def _outbound_timing_failure(self, event: s.Event, expected: int, at: int, tolerance: int) -> None:
+        """The kernel sent a segment outside its time (packetdrill's words)."""
+        self._fail(event, f"error handling packet: timing error: expected outbound packet at {_sec(expected)} "
+                          f"sec but happened at {_sec(at)} sec; tolerance {_sec(tolerance)} sec", kind="packet")
 
     def _fail(self, event: s.Event, message: str, detail: str = "", kind: str = "") -> None:
         if kind == "packet" and "packet" in self.options.non_fatal:
@@ -349,8 +382,9 @@ class Engine:
         if earliest is not None:
             tolerance = self._tolerance(scheduled)
             if captured.at < earliest - tolerance or captured.at > latest + tolerance:
-                self._timing_failure(event, "outbound packet", scheduled, captured.at, tolerance)
-        self.trace(f"{_sec(captured.at)} {render_packet(actual)}")
+                self._outbound_timing_failure(event, scheduled, captured.at, tolerance)
+        if self.tracing:
+            self.trace(f"{_sec(captured.at)} {render_packet(actual)}")
         self._happened(scheduled if earliest is not None else captured.at, captured.at, inbound=False)
 
     def _take_frame(self, event: s.Event, deadline: int, owner, tcp: bool):
@@ -508,11 +542,9 @@ class Engine:
             raise RunFailure(event.loc, f"cannot build this packet: {err}{_undefined_hint(body)}") from None
         yield from self._sleep_until(event, scheduled)
         done = yield Inject(frame, gso_size)
-        self.trace(f"{_sec(done.at)} {render_packet(packet)}")
         self.recorder.event(event, scheduled, done.at)
         self.recorder.inbound(done.at, event.loc.line, packet, conn.ports if conn else None)
-        self.inject_delays.append(done.at - scheduled)
-        self._late_check(event, "inbound packet", scheduled, done.at)
+        self._own_event_done(event, "inbound packet", lambda: render_packet(packet), scheduled, done)
         self._happened(scheduled, done.at, inbound=True)
 
     # -------------------------------------------- calls, commands and code
@@ -528,9 +560,8 @@ class Engine:
         if call.name == "socket":
             self.table.current = None  # a new socket under test: the next inbound SYN opens a new connection
         done = yield StartCall(call, event.loc, blocking)
-        self.trace(f"{_sec(done.at)} {render_syscall(call)}")
         self.recorder.event(event, scheduled, done.at, done.returned_at, done.result)
-        self._late_check(event, "system call start", scheduled, done.at)
+        self._own_event_done(event, "system call", lambda: render_syscall(call), scheduled, done)
         if blocking:
             base = 0 if isinstance(event.time, s.AbsoluteTime) else anchor
             expected_end = base + call.end_usecs
@@ -572,11 +603,10 @@ class Engine:
         scheduled, _ = self._scheduled(event, inbound=False)
         yield from self._sleep_until(event, scheduled)
         done = yield request
-        self.trace(f"{_sec(done.at)} {what} at line {event.loc.line}")
         self.recorder.event(event, scheduled, done.at, done.returned_at)
         if done.output:
             self.warnings.append(f"{event.loc}: command printed:\n{done.output}")
-        self._late_check(event, f"{what} start", scheduled, done.at)
+        self._own_event_done(event, what, lambda: f"{what} at line {event.loc.line}", scheduled, done)
         # A command can take many milliseconds (a fork and exec at least); what
         # follows it counts from when it finished, or every `+0` after it would be late.
         self._happened(scheduled, done.returned_at if done.returned_at is not None else done.at,

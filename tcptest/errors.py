@@ -17,6 +17,8 @@ class TcptestError(Exception):
     warnings: tuple[str, ...] = ()
     # What the run did up to the error (a tcptest.timeline.Timeline), set the same way.
     timeline = None
+    # How late each of tcptest's own events was up to the error (engine.Lateness), the same way.
+    lateness: tuple = ()
 
 
 class ScriptError(TcptestError):
@@ -70,3 +72,9 @@ class UpdateError(TcptestError):
 
 class CaptureError(TcptestError):
     """`tcptest import` cannot read the capture, or it holds no TCP connection."""
+
+
+class LateStart(RunFailure):
+    """tcptest itself did not start one of its own events (an injection, a
+    call, a command, a Python block) within the tolerance of its time: the
+    machine was too busy, the kernel did nothing wrong."""

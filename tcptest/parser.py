@@ -779,15 +779,7 @@ class _Reader:
     """The built Lark parser, plus the names of its terminals for messages."""
 
     def __init__(self) -> None:
-        self.lark = Lark(
-            _grammar_path().read_text(encoding="utf-8"),
-            parser="lalr",
-            lexer="contextual",
-            transformer=_Builder(),
-            postlex=_PostLex(),
-            propagate_positions=False,
-            maybe_placeholders=True,
-        )
+        self.lark = _build_lark(_grammar_path().read_text(encoding="utf-8"))
         self.names: dict[str, str] = {}
         for terminal in self.lark.terminals:
             pattern = terminal.pattern
@@ -818,6 +810,50 @@ class _Reader:
         if len(words) > 8:
             words = words[:7] + ["..."]
         return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _build_lark(grammar: str) -> Lark:
+    """The parser, loaded from the cache file when there is one for this
+    grammar (building it takes 50 ms of every `tcptest run`, loading it 6),
+    else built and saved there. The file is under $XDG_CACHE_HOME/tcptest
+    (else ~/.cache/tcptest), named by the grammar, the options and the Lark
+    and Python versions, so that a change of any makes a new one; it is
+    written under a name of this process's own and renamed into place, so
+    that a process beside this one never reads half of it. No cache when
+    the folder cannot be written. (Lark's own `cache=` writes in place.)"""
+    import hashlib
+    import os
+    import pickle
+    import sys
+
+    import lark
+
+    options = dict(parser="lalr", lexer="contextual", propagate_positions=False, maybe_placeholders=True)
+    live = dict(transformer=_Builder(), postlex=_PostLex())  # objects: not saved, given again at load
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}{sys.version_info[:2]}"
+                         .encode()).hexdigest()[:20]
+    cached = Path(base) / "tcptest" / f"parser-{key}.pickle"
+    try:
+        with open(cached, "rb") as f:
+            return Lark.__new__(Lark)._load(f, **live)
+    except FileNotFoundError:
+        pass
+    except (OSError, pickle.UnpicklingError, EOFError, LarkError, KeyError, TypeError, AttributeError):
+        pass  # unreadable, or from a Lark that saved otherwise: build it again
+    built = Lark(grammar, **options, **live)
+    written = cached.with_name(f".{cached.name}.{os.getpid()}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with open(written, "wb") as f:
+            built.save(f, exclude_options=tuple(live))
+        written.replace(cached)
+    except OSError:
+        try:
+            written.unlink()
+        except OSError:
+            pass
+    return built
 
 
 _reader: _Reader | None = None

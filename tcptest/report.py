@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from . import ladder, timeline
+from . import timeline
 from .source import excerpt, read_source
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ def failure_text(verdict: Verdict, colour: bool = False, ladder_rows: int | None
         if annotated.exists():
             parts.append(f"pcapng: {annotated} (each packet's comment names its script line)")
     if verdict.timeline is not None and verdict.timeline.entries:
+        from . import ladder  # only failures draw one
+
         parts.extend(["", ladder.text(verdict.timeline, colour, last=ladder_rows)])
     return "\n".join(parts)
 
@@ -87,10 +89,26 @@ def summary_line(verdicts: Iterable[Verdict]) -> str:
     return f"{passed} passed, {failed} failed"
 
 
+def worst_lateness_line(verdicts: Iterable[Verdict]) -> str | None:
+    """Which of tcptest's own events (injections, call starts, commands,
+    Python blocks) was latest of all the runs, and by how much."""
+    worst = max(((late, verdict) for verdict in verdicts for late in verdict.lateness),
+                key=lambda pair: pair[0].usecs, default=None)
+    if worst is None:
+        return None
+    late, verdict = worst
+    return (f"tcptest's own lateness: worst {late.usecs / 1000:.3f} ms, "
+            f"{verdict.name} line {late.line} ({late.kind})")
+
+
 def text_closing(verdicts: Sequence[Verdict], colour: bool = False) -> str:
-    """The end of a text run: each failure in full, then the summary line."""
+    """The end of a text run: each failure in full, the worst lateness of our
+    own events, then the summary line."""
     parts = [f"FAIL {verdict.name}\n{failure_text(verdict, colour)}\n"
              for verdict in verdicts if not verdict.passed]
+    worst = worst_lateness_line(verdicts)
+    if worst:
+        parts.append(worst)
     parts.append(summary_line(verdicts))
     return "\n".join(parts)
 
@@ -156,19 +174,26 @@ def verdict_dict(verdict: Verdict) -> dict:
         "warnings": list(verdict.warnings),
         "duration": round(verdict.duration, 6),
         "pcap": verdict.pcap,
+        "late_start": verdict.late_start,
+        "setup_failed": verdict.setup_failed,
+        "lateness": [{"line": late.line, "kind": late.kind, "usecs": late.usecs} for late in verdict.lateness],
         "timeline": timeline.to_dict(verdict.timeline) if verdict.timeline is not None else None,
     }
 
 
 def verdict_from_dict(data: dict) -> Verdict:
     """A run object of `verdict_dict` (keys it does not know are left out)."""
+    from .engine import Lateness
     from .runner import Verdict
 
     saved = data.get("timeline")
     return Verdict(data["path"], data["ip_version"], bool(data["passed"]), error=data.get("error"),
                    line=data.get("line"), warnings=tuple(data.get("warnings") or ()),
                    duration=float(data.get("duration") or 0.0), pcap=data.get("pcap"),
-                   timeline=timeline.from_dict(saved) if saved else None)
+                   timeline=timeline.from_dict(saved) if saved else None,
+                   lateness=tuple(Lateness(late["line"], late["kind"], late["usecs"])
+                                  for late in data.get("lateness") or ()),
+                   late_start=bool(data.get("late_start")), setup_failed=bool(data.get("setup_failed")))
 
 
 def load_results(path: str) -> list[Verdict]:
@@ -210,6 +235,8 @@ def explain_text(verdict: Verdict, colour: bool = False) -> str:
         return f"{head}\n{failure_text(verdict, colour, ladder_rows=None)}\n"
     if verdict.timeline is None:
         return f"{head}\n(no timeline saved for this run)\n"
+    from . import ladder
+
     return f"{head}\n{ladder.text(verdict.timeline, colour)}\n"
 
 

@@ -16,7 +16,8 @@ from typing import Callable
 
 from . import engine as e
 from .driver import Driver
-from .errors import TcptestError
+from .errors import LateStart, SetupError, TcptestError
+from .host import diag
 from .host.commands import CommandRunner
 from .host.isolation import run_isolated
 from .host.scheduling import keep_on_time
@@ -27,7 +28,7 @@ from .parser import parse_file
 from .pcap import PcapWriter, load_scapy_writer
 from .plan import Plan, make_plan
 from .pycode import PythonBlocks
-from .script import Script
+from .script import Code, Script, Syscall
 from .timeline import Timeline
 
 # A run that goes on longer than this is stopped: the longest corpus script
@@ -47,12 +48,19 @@ class Verdict:
     warnings: tuple[str, ...] = ()
     duration: float = 0.0
     pcap: str | None = None
-    inject_delays_usecs: tuple[int, ...] = ()
     timeline: Timeline | None = None  # what happened, in order (tcptest.timeline)
+    # (line, kind, usecs) of each of tcptest's own events: how late it was.
+    lateness: tuple[e.Lateness, ...] = ()
+    late_start: bool = False  # failed because tcptest itself was late, not the kernel
+    setup_failed: bool = False  # the host could not run it (`tcptest doctor` tells why)
 
     @property
     def name(self) -> str:
         return f"{Path(self.path).name}[{self.ip_version}]"
+
+    @property
+    def worst_lateness(self) -> e.Lateness | None:
+        return max(self.lateness, key=lambda late: late.usecs, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +111,12 @@ def run(request: RunRequest, trace: Callable[[str], None] | None = None) -> Verd
         pcap = _pcap_path(request, ip_version)
         return Verdict(request.path, ip_version, False, error=str(err), line=line,
                        warnings=err.warnings, duration=time.monotonic() - started,
-                       pcap=pcap if pcap and os.path.exists(pcap) else None, timeline=err.timeline)
+                       pcap=pcap if pcap and os.path.exists(pcap) else None, timeline=err.timeline,
+                       lateness=err.lateness, late_start=isinstance(err, LateStart),
+                       setup_failed=isinstance(err, SetupError))
     return Verdict(request.path, ip_version, True, warnings=outcome.warnings,
                    duration=time.monotonic() - started, pcap=pcap_path,
-                   inject_delays_usecs=outcome.inject_delays_usecs, timeline=outcome.timeline)
+                   timeline=outcome.timeline, lateness=outcome.lateness)
 
 
 def _pcap_path(request: RunRequest, ip_version: str) -> str | None:
@@ -164,6 +174,19 @@ def _write_annotated_capture(pcap: PcapWriter, timeline) -> None:
                   for (frame, timestamp), (comments, outbound) in zip(pcap.frames, notes)))
 
 
+def _prepared_blocks(plan: Plan) -> PythonBlocks:
+    """The script's `%{ }%` blocks compiled, and the socket dump they read
+    done once, before the clock starts: the first time either is done costs
+    up to a millisecond, which would make the events after a block late."""
+    blocks = PythonBlocks()
+    for event in plan.events:
+        if isinstance(event.action, Code):
+            blocks.prepare(event.action.text, event.loc)
+    if blocks.prepared:
+        diag.tcp_sockets()
+    return blocks
+
+
 class Notes:
     """The run's warnings in the order they arose: the engine's, and what the
     untimed commands printed (packetdrill lets it through to the terminal; a
@@ -188,15 +211,18 @@ def _run_events(plan: Plan, commands: CommandRunner, tun: TunDevice,
         remote_ip=options.live_remote_ip, bind_port=options.bind_port,
         connect_port=options.connect_port, tolerance_usecs=options.tolerance_usecs))
     engine = e.Engine(plan, trace)
+    if any(isinstance(event.action, Syscall) and event.action.end_usecs is not None for event in plan.events):
+        calls.prepare_blocking_calls()
     try:
         if script.init:
             init_ran = True
             notes.run(script.init.command.text, script.init.loc, "init")
-        driver = Driver(tun, calls, commands, PythonBlocks(), pcap)
+        driver = Driver(tun, calls, commands, _prepared_blocks(plan), pcap)
         outcome = driver.run(engine.run())
     except TcptestError as err:
         notes.lines.extend(engine.warnings)
         err.timeline = engine.recorder.finish(err)
+        err.lateness = tuple(engine.lateness)
         if init_ran and script.cleanup:
             try:
                 notes.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
@@ -208,4 +234,4 @@ def _run_events(plan: Plan, commands: CommandRunner, tun: TunDevice,
     notes.lines.extend(outcome.warnings)
     if script.cleanup:
         notes.run(script.cleanup.command.text, script.cleanup.loc, "cleanup")
-    return e.Outcome(tuple(notes.lines), outcome.inject_delays_usecs, outcome.timeline)
+    return e.Outcome(tuple(notes.lines), outcome.lateness, outcome.timeline)

@@ -13,7 +13,7 @@ import pytest
 from tcptest import engine as e
 from tcptest import script as s
 from tcptest import wire
-from tcptest.errors import RunFailure
+from tcptest.errors import LateStart, RunFailure
 from tcptest.options import RunOptions
 from tcptest.parser import parse_script
 from tcptest.plan import make_plan
@@ -48,6 +48,11 @@ class FakeKernel:
     inject_cost: int = 0  # usecs an injection takes
     calls: list = field(default_factory=list)
     command_output: str = ""  # what every timed command prints
+    own_delay: int = 0  # usecs late that the driver starts each of its own events
+    call_cost: int = 0  # usecs a call that does not block takes in the kernel
+
+    def _start_own_event(self) -> None:
+        self.now += self.own_delay
 
     def _react(self, key) -> None:
         for delay, frame in self.reactions.get(key, ()):
@@ -64,6 +69,8 @@ class FakeKernel:
                 raise AssertionError("engine waits forever with nothing to come")
             self.now = max(self.now, request.until)
             return e.Elapsed(self.now)
+        if isinstance(request, (e.Inject, e.StartCall, e.RunCommand, e.RunCode)):
+            self._start_own_event()
         if isinstance(request, e.Inject):
             self.injected.append(wire.decode(request.frame))
             self.injected_at.append(self.now)
@@ -73,7 +80,8 @@ class FakeKernel:
         if isinstance(request, e.StartCall):
             self.calls.append(request.call.name)
             self._react(request.call.name)
-            return e.Done(self.now)
+            at, self.now = self.now, self.now + self.call_cost
+            return e.Done(at, ended=self.now)
         if isinstance(request, e.RunCommand):
             return e.Done(self.now, output=self.command_output)
         if isinstance(request, e.RunCode):
@@ -129,6 +137,33 @@ def test_a_late_segment_is_a_timing_error_with_both_times():
     with pytest.raises(RunFailure, match=r"timing error: expected outbound packet at 0.000000 sec but "
                                          r"happened at 0.020000 sec; tolerance 0.004000 sec"):
         run(PASSIVE_OPEN, kernel)
+
+
+def test_the_lateness_of_every_own_event_is_recorded():
+    text = PASSIVE_OPEN + "+0 `true`\n+0 %{ pass }%\n"
+    outcome = run(text, FakeKernel({0: [(50, syn_ack(1))]}, own_delay=300))
+    assert [(late.line, late.kind) for late in outcome.lateness] == [
+        (1, "system call"), (2, "system call"), (3, "system call"), (4, "inbound packet"),
+        (6, "inbound packet"), (7, "command"), (8, "Python code")]
+    assert all(late.usecs >= 300 for late in outcome.lateness)
+
+
+def test_an_own_event_late_past_the_tolerance_is_tcptests_lateness_not_a_kernel_timing_error():
+    kernel = FakeKernel(own_delay=5_000)
+    with pytest.raises(LateStart, match=r"^t.pkt:1: tcptest was late: the system call due at 0.000000 sec started at "
+                                        r"0.005000 sec, 5.000 ms late \(tolerance 4.000 ms\); not the "
+                                        r"kernel's doing") as failure:
+        run(PASSIVE_OPEN, kernel)
+    assert failure.value.loc.line == 1
+    assert "timing error" not in str(failure.value)
+
+
+def test_an_event_late_because_the_call_before_took_that_long_is_a_timing_error_naming_that_call():
+    with pytest.raises(RunFailure, match=r"t.pkt:2: timing error: expected system call at 0.000000 sec but "
+                                         r"happened at 0.005000 sec; tolerance 0.004000 sec: the system call "
+                                         r"at line 1 before it took until 0.005000 sec") as failure:
+        run(PASSIVE_OPEN, FakeKernel(call_cost=5_000))
+    assert not isinstance(failure.value, LateStart)
 
 
 def test_tolerance_grows_with_the_gap():

@@ -19,7 +19,7 @@ import pytest
 
 from tcptest.errors import RunFailure, ScriptError, SetupError
 from tcptest.host import enter_new_network_namespace, in_own_network_namespace, run_isolated
-from tcptest.host.namespace import network_namespace_id
+from tcptest.host.namespace import OWN_SOCKET_TABLE_BUCKETS, network_namespace_id
 from tcptest.source import Location
 
 pytestmark = pytest.mark.root("needs root")
@@ -76,6 +76,20 @@ def test_returns_the_value_from_a_new_namespace_with_loopback_up():
     assert interfaces == [(1, "lo")]
     assert own is True
     assert in_own_network_namespace() is False
+
+
+def test_the_namespace_has_a_small_tcp_socket_table_of_its_own():
+    """So that a sock_diag dump (a `%{ }%` block) walks the run's sockets, not
+    the host's whole table; tcp_ehash_entries reads negative when shared."""
+    if not Path("/proc/sys/net/ipv4/tcp_child_ehash_entries").exists():
+        pytest.skip("this kernel has no per-namespace TCP socket tables (Linux 6.1 on)")
+
+    def body():
+        return int(Path("/proc/sys/net/ipv4/tcp_ehash_entries").read_text())
+
+    host_setting = Path("/proc/sys/net/ipv4/tcp_child_ehash_entries").read_text()
+    assert run_isolated(body) == OWN_SOCKET_TABLE_BUCKETS
+    assert Path("/proc/sys/net/ipv4/tcp_child_ehash_entries").read_text() == host_setting
 
 
 def test_large_results_come_back_whole():

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tcptest import report
+from tcptest.engine import Lateness
 from tcptest.runner import Verdict
 
 SCRIPT = """\
@@ -115,5 +116,30 @@ def test_json_report(passed, failed):
     assert document["results"][1] == {
         "name": "handshake.pkt[ipv6]", "path": failed.path, "ip_version": "ipv6", "passed": False,
         "error": failed.error, "line": 5, "warnings": [], "duration": 0.25,
-        "pcap": "/pcaps/handshake.ipv6.pcap", "timeline": None}
+        "pcap": "/pcaps/handshake.ipv6.pcap", "late_start": False, "setup_failed": False,
+        "lateness": [], "timeline": None}
     assert document["results"][0]["warnings"] == ["packet mismatch ignored"]
+
+
+LATE = ("{path}:4: tcptest was late: the inbound packet due at 0.000000 sec left at 0.005300 sec, "
+        "5.300 ms late (tolerance 4.000 ms); not the kernel's doing: the machine kept tcptest "
+        "from running on time")
+
+
+def test_every_own_event_lateness_goes_into_the_json_and_comes_back(script):
+    late = Verdict(script, "ipv4", False, error=LATE.format(path=script), line=4, late_start=True,
+                   lateness=(Lateness(1, "system call", 120), Lateness(4, "inbound packet", 5300)))
+    document = json.loads(report.json_report([late]))
+    assert document["results"][0]["lateness"] == [
+        {"line": 1, "kind": "system call", "usecs": 120}, {"line": 4, "kind": "inbound packet", "usecs": 5300}]
+    assert document["results"][0]["late_start"] is True
+    again = report.verdict_from_dict(document["results"][0])
+    assert again.lateness == late.lateness and again.late_start
+
+
+def test_the_summary_names_the_latest_own_event_of_all_runs(script, passed):
+    early = Verdict(script, "ipv4", True, lateness=(Lateness(1, "system call", 80),))
+    late = Verdict(script, "ipv6", True, lateness=(Lateness(3, "Python code", 900), Lateness(4, "command", 20)))
+    lines = report.text_closing([early, late, passed]).splitlines()
+    assert lines[-2:] == ["tcptest's own lateness: worst 0.900 ms, handshake.pkt[ipv6] line 3 (Python code)",
+                          "3 passed, 0 failed"]

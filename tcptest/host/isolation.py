@@ -7,8 +7,8 @@ timeout or Ctrl-C in the parent — the parent SIGKILLs that whole group, and th
 anonymous namespace goes away with its last process. Nothing is left to clean up.
 
 Fork-safety assumptions:
-- The parent has already imported everything the child needs (this module pulls
-  in pyroute2), so the child does no heavy work before running `func`.
+- The parent has already imported everything the child needs, so the child does
+  no heavy work before running `func`.
 - Only the forking thread exists in the child. Locks that other parent threads
   held at the moment of the fork stay held in the child; `func` must not depend
   on them (e.g. a `print` racing with another thread's print on the same

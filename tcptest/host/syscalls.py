@@ -32,6 +32,7 @@ import os
 import platform
 import resource
 import signal
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ class PendingCall:
     the outcome while the engine goes on."""
 
     __slots__ = ("call", "loc", "returned_at", "_op", "_done", "_started", "_tid",
-                 "_result", "_errno", "_checked", "_thread")
+                 "_result", "_errno", "_checked")
 
     def __init__(self, call: s.Syscall, loc: Location, op: _Operation):
         self.call = call
@@ -163,7 +164,6 @@ class PendingCall:
         self._result: int | None = None
         self._errno = 0
         self._checked = False
-        self._thread: threading.Thread | None = None
 
     @property
     def done(self) -> bool:
@@ -190,10 +190,34 @@ class PendingCall:
         self._result = result
         self._done.set()
 
-    def _run_in_worker(self) -> None:
-        # Signals go to the engine's thread, never interrupt the call.
+
+
+class _Worker:
+    """The thread that makes blocking calls, one after another. Kept between
+    calls and started before the clock (SyscallHost.prepare_blocking_calls):
+    starting a thread for each call took half a millisecond at the call's
+    time, by which the segment due right after it was late. It has the
+    capabilities of the engine's thread when it started (they are per
+    thread): after a cap_set call, the next blocking call gets a new one."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[PendingCall | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="tcptest blocking calls")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        # Signals go to the engine's thread, never interrupt a call.
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        self._run()
+        while (pending := self._calls.get()) is not None:
+            pending._run()
+
+    def make(self, pending: PendingCall) -> None:
+        self._calls.put(pending)
+
+    def stop(self) -> None:
+        """End the thread once it is done with its call (a call that never
+        returns keeps it: it is a daemon, and the run's process exits)."""
+        self._calls.put(None)
 
 
 @dataclass(slots=True)
@@ -278,8 +302,14 @@ class SyscallHost:
         self._in_flight: PendingCall | None = None
         self._zeros = _ZeroSource()
         self._script_start: float | None = None
+        self._worker: _Worker | None = None
 
     # ------------------------------------------------------------ public
+
+    def prepare_blocking_calls(self) -> None:
+        """Start the thread for blocking calls now, before the clock."""
+        if self._worker is None:
+            self._worker = _Worker()
 
     def set_script_start(self, wall_time: float) -> None:
         """time.time() of script time 0: SCM_TIMESTAMPING times in recvmsg
@@ -328,12 +358,13 @@ class SyscallHost:
         if not blocking:
             pending._run()
             self._check(pending)
+            if call.name == "cap_set" and self._worker is not None:
+                self._worker.stop()  # it keeps the capabilities it had
+                self._worker = None
             return pending
-        thread = threading.Thread(target=pending._run_in_worker, daemon=True,
-                                  name=f"tcptest {call.name} line {loc.line}")
-        pending._thread = thread
+        self.prepare_blocking_calls()
         self._in_flight = pending
-        thread.start()
+        self._worker.make(pending)
         self._wait_until_asleep(pending)
         return pending
 
@@ -343,8 +374,6 @@ class SyscallHost:
         if not pending._done.wait(timeout):
             raise RunFailure(pending.loc, f"runtime error in {pending.call.name} call: "
                                           f"blocking call did not return within {timeout:.6f} sec")
-        if pending._thread is not None:
-            pending._thread.join()
         if self._in_flight is pending:
             self._in_flight = None
         if not pending._checked:
@@ -369,6 +398,9 @@ class SyscallHost:
         self._fds.clear()
         self._stray.clear()
         self._under_test = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
     # ------------------------------------------------------ bookkeeping
 

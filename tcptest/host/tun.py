@@ -38,12 +38,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from ..errors import RunFailure, SetupError
 from ..options import IP_VERSIONS
 from .namespace import in_own_network_namespace
+from .rtnl import RTN_LOCAL, Rtnetlink, RtnetlinkError
 
 DEVICE_NAME = "tun0"
 
@@ -76,7 +74,6 @@ _SO_RXQ_OVFL = 40
 _SO_TIMESTAMPNS_NEW = 64
 _ETH_P_ALL = 0x0003
 _IFA_F_NODAD = 0x02
-_RTN_LOCAL = 2
 _ADDRESS_READY_SECS = 30.0
 _TIMESPEC = struct.Struct("=qq")
 _DROP_COUNT = struct.Struct("=I")
@@ -375,33 +372,19 @@ def _configure(config: TunConfig, index: int) -> None:
     ipv6 = config.family == socket.AF_INET6
     _set_ipv6_device_sysctl("addr_gen_mode", "1", required=ipv6)
     network = config.remote_network
-    with IPRoute() as ipr:
+    with Rtnetlink() as rtnl:
         if config.mtu is not None:
-            _netlink(f"set the MTU to {config.mtu}", ipr.link, "set", index=index, mtu=config.mtu)
-        _netlink(
-            f"add address {config.local_ip}/{config.prefix_len}",
-            ipr.addr,
-            "add",
-            index=index,
-            address=config.local_ip,
-            prefixlen=config.prefix_len,
-            flags=_IFA_F_NODAD if ipv6 else 0,
-        )
-        _netlink("bring it up", ipr.link, "set", index=index, state="up")
-        _netlink(
-            f"route {network} via {config.gateway_ip}",
-            ipr.route,
-            "add",
-            dst=str(network.network_address),
-            dst_len=network.prefixlen,
-            gateway=config.gateway_ip,
-            oif=index,
-        )
+            _netlink(f"set the MTU to {config.mtu}", rtnl.set_link, index, mtu=config.mtu)
+        _netlink(f"add address {config.local_ip}/{config.prefix_len}", rtnl.add_address, index,
+                 config.local_ip, config.prefix_len, _IFA_F_NODAD if ipv6 else 0)
+        _netlink("bring it up", rtnl.set_link, index, up=True)
+        _netlink(f"route {network} via {config.gateway_ip}", rtnl.add_route,
+                 str(network.network_address), network.prefixlen, config.gateway_ip, index)
         if ipv6:
-            _wait_until_local(ipr, config.local_ip)
+            _wait_until_local(rtnl, config.local_ip)
 
 
-def _wait_until_local(ipr: IPRoute, address: str) -> None:
+def _wait_until_local(rtnl: Rtnetlink, address: str) -> None:
     """Even without DAD, an IPv6 address takes effect only once the kernel's
     address-configuration work has run (on a workqueue shared by every
     namespace, behind the RTNL lock) and installed its local route. Until
@@ -411,11 +394,10 @@ def _wait_until_local(ipr: IPRoute, address: str) -> None:
     deadline = time.monotonic() + _ADDRESS_READY_SECS
     while True:
         try:
-            routes = ipr.route("get", dst=address)
-        except NetlinkError:
-            routes = ()
-        if any(route["type"] == _RTN_LOCAL for route in routes):
-            return
+            if rtnl.route_type(address) == RTN_LOCAL:
+                return
+        except RtnetlinkError:
+            pass
         if time.monotonic() > deadline:
             raise SetupError(f"{address} on {DEVICE_NAME} is not a local address after "
                              f"{_ADDRESS_READY_SECS:.0f} s: the kernel's address configuration is stuck")
@@ -425,8 +407,8 @@ def _wait_until_local(ipr: IPRoute, address: str) -> None:
 def _netlink(description: str, request: Callable[..., object], *args: object, **kwargs: object) -> None:
     try:
         request(*args, **kwargs)
-    except NetlinkError as exc:
-        raise SetupError(f"cannot {description} on {DEVICE_NAME}: {os.strerror(exc.code)}") from None
+    except RtnetlinkError as exc:
+        raise SetupError(f"cannot {description} on {DEVICE_NAME}: {exc.strerror}") from None
 
 
 def _set_ipv6_device_sysctl(name: str, value: str, *, required: bool) -> None:
