@@ -16,6 +16,9 @@ USAGE = """\
 tcptest check [-D NAME=VALUE] SCRIPT|DIR...
 tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR] [--report DIR]
             [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] [-v] SCRIPT|DIR...
+            [--results FILE.json] [--repeat N] [--baseline FILE] [--kernel IMAGE|TREE|RELEASE|host ...]
+tcptest compare A.json B.json
+tcptest baseline [--why TEXT] RESULTS.json
 tcptest explain [--all] [--report DIR] RESULTS.json [NAME...]
 tcptest doctor [--fix]
 
@@ -24,6 +27,12 @@ ipv4-mapped-ipv6, or the one its --ip_version= line names), or only the one
 --ip_version= names on the command line. Exit 0 when every run passes, 1 when
 one fails, 2 for a usage error. --report DIR writes an HTML report there
 (index.html: every run; a page per run with its ladder diagram).
+--results saves every run's verdict, kernel and first error; --repeat N runs
+each N times (its pass rate); --baseline FILE: exit 0 when only its known
+failures fail, as it says they fail. --kernel runs the scripts in a VM booted
+with that kernel (virtme-ng), once per --kernel; `host` is this machine's.
+compare: what passed and fails now, was fixed, fails differently, is flaky;
+exit 1 on a regression. baseline: a baseline that expects RESULTS' failures.
 explain: draws the ladder diagram of saved runs (--format=json output) again:
 the failed ones, or --all, or those NAME matches (a glob or part of a name).
 doctor: checks what a run needs on this machine; --fix makes the host changes
@@ -94,10 +103,15 @@ class RunFlags:
     output_format: str = "text"
     pcap_dir: str | None = None
     report_dir: str | None = None
+    results_path: str | None = None
+    repeat: int = 1
+    baseline_path: str | None = None
+    kernels: tuple[str, ...] = ()
 
 
 _RUN_FLAGS = {"-j": "jobs", "--jobs": "jobs", "--format": "output_format", "--pcap": "pcap_dir",
-              "--report": "report_dir"}
+              "--report": "report_dir", "--results": "results_path", "--repeat": "repeat",
+              "--baseline": "baseline_path", "--kernel": "kernels"}
 
 
 def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
@@ -105,6 +119,7 @@ def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
     `--jobs=N`, `--format=F`, `--pcap=DIR`) out of `args`; the rest, and all
     after `--`, are script paths."""
     given: dict[str, str] = {}
+    kernels: list[str] = []  # --kernel may be given more than once
     paths: list[str] = []
     args = iter(args)
     for arg in args:
@@ -122,6 +137,7 @@ def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
             if not value:
                 raise OptionError(f"{name} needs a value")
             given[_RUN_FLAGS[name]] = value
+            kernels += [value] if name == "--kernel" else []
         elif arg.startswith("-") and arg != "-":
             raise OptionError(f"unknown option {arg}")
         else:
@@ -131,7 +147,14 @@ def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
         raise OptionError(f"--format takes one of {', '.join(FORMATS)}, got {output_format!r}")
     report_dir = given.get("report_dir")
     pcap_dir = given.get("pcap_dir") or (str(Path(report_dir) / "pcap") if report_dir else None)
-    return RunFlags(_jobs(given.get("jobs", "1")), output_format, pcap_dir, report_dir), paths
+    repeat = given.get("repeat", "1")
+    if not repeat.isdigit() or int(repeat) < 1:
+        raise OptionError(f"--repeat takes a number of runs of each script, got {repeat!r}")
+    if kernels and (output_format != "text" or pcap_dir):
+        raise OptionError("--kernel writes text only, and no --pcap or --report (yet)")
+    return RunFlags(_jobs(given.get("jobs", "1")), output_format, pcap_dir, report_dir,
+                    given.get("results_path"), int(repeat), given.get("baseline_path"),
+                    tuple(kernels)), paths
 
 
 def _jobs(text: str) -> int:
@@ -143,7 +166,7 @@ def _jobs(text: str) -> int:
 
 
 def cmd_run(argv: Sequence[str]) -> int:
-    from . import batch, doctor, report
+    from . import batch, doctor, report, results
 
     options, rest = _split_defines(argv)
     check = RunOptions()
@@ -153,6 +176,11 @@ def cmd_run(argv: Sequence[str]) -> int:
     paths = _scripts(paths)
     if not paths:
         raise OptionError("tcptest run needs at least one script")
+    if flags.kernels:
+        from . import kernels
+
+        return _conclude(flags, kernels.run_on_kernels(flags.kernels, paths, tuple(options), flags.jobs,
+                                                       flags.repeat, print))
     if not check.dry_run:
         reason = doctor.skip_reason("ipv4")
         if reason:
@@ -160,7 +188,7 @@ def cmd_run(argv: Sequence[str]) -> int:
             return 1
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)
-    requests = batch.plan(paths, tuple(options), flags.pcap_dir)
+    requests = results.repeated(batch.plan(paths, tuple(options), flags.pcap_dir), flags.repeat)
     output = flags.output_format
     progress = batch.ProgressLine(len(requests))
     progress.enabled = progress.enabled and not check.verbose  # the trace owns the screen
@@ -192,7 +220,30 @@ def cmd_run(argv: Sequence[str]) -> int:
             for line in report.tap_footer(output, verdicts):
                 print(line)
         print(report.summary_line(verdicts), file=sys.stderr)
-    return 0 if all(verdict.passed for verdict in verdicts) else 1
+    runs = results.group_attempts(verdicts, flags.repeat, "host")
+    return _conclude(flags, results.Results((results.this_kernel(),), runs),
+                     sys.stdout if output == "text" else sys.stderr)
+
+
+def _conclude(flags: RunFlags, outcome, stream=None) -> int:
+    """After the runs: pass rates, the results file, the baseline's verdict,
+    and the exit status."""
+    from . import regression, results
+
+    stream = stream or sys.stdout
+    several = len(outcome.kernels) > 1
+    if flags.repeat > 1:
+        for run in outcome.runs:
+            on = f" on {run.kernel}" if several else ""
+            print(f"pass rate {run.pass_rate} {run.verdict.name}{on}", file=stream)
+    if flags.results_path:
+        results.save(flags.results_path, outcome)
+        print(f"results: {flags.results_path}", file=stream)
+    if flags.baseline_path:
+        judgement = regression.judge(outcome, regression.load_baseline(flags.baseline_path))
+        print(regression.judgement_text(judgement), file=stream)
+        return 0 if judgement.ok else 1
+    return 0 if all(run.passed for run in outcome.runs) else 1
 
 
 def use_colour(stream) -> bool:
@@ -233,6 +284,32 @@ def cmd_explain(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_compare(argv: Sequence[str]) -> int:
+    from . import regression, results
+
+    if len(argv) != 2 or any(arg.startswith("-") for arg in argv):
+        raise OptionError("tcptest compare takes two results files (tcptest run --results FILE.json)")
+    comparison = regression.compare(results.load(argv[0]), results.load(argv[1]), argv[0], argv[1])
+    print(regression.comparison_text(comparison))
+    return 1 if comparison.regressed else 0
+
+
+def cmd_baseline(argv: Sequence[str]) -> int:
+    import json
+
+    from . import regression, results
+
+    args, why = list(argv), ""
+    if "--why" in args:
+        at = args.index("--why")
+        why = args[at + 1] if at + 1 < len(args) else ""
+        del args[at:at + 2]
+    if len(args) != 1 or args[0].startswith("-"):
+        raise OptionError("tcptest baseline takes one results file (tcptest run --results FILE.json)")
+    print(json.dumps(regression.baseline_document(results.load(args[0]), why), indent=1))
+    return 0
+
+
 def cmd_doctor(argv: Sequence[str]) -> int:
     from . import doctor
 
@@ -248,7 +325,8 @@ def _run_traced(request):
     return run(request, lambda text: print(f"{name}: {text}", flush=True))
 
 
-COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain}
+COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain,
+            "compare": cmd_compare, "baseline": cmd_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
