@@ -20,7 +20,7 @@ tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR] [--report DIR]
 tcptest compare A.json B.json
 tcptest baseline [--why TEXT] RESULTS.json
 tcptest explain [--all] [--report DIR] RESULTS.json [NAME...]
-tcptest doctor [--fix]
+tcptest doctor [--fix] [--vm]
 
 run: each script runs once per IP version it allows (ipv4, ipv6,
 ipv4-mapped-ipv6, or the one its --ip_version= line names), or only the one
@@ -36,7 +36,7 @@ exit 1 on a regression. baseline: a baseline that expects RESULTS' failures.
 explain: draws the ladder diagram of saved runs (--format=json output) again:
 the failed ones, or --all, or those NAME matches (a glob or part of a name).
 doctor: checks what a run needs on this machine; --fix makes the host changes
-it can (allow cubic in namespaces, load tun).
+it can (allow cubic in namespaces, load tun); --vm checks what run --kernel needs.
 
 packetdrill options: """ + " ".join(f"--{name}" for name in OPTION_NAMES)
 
