@@ -176,22 +176,27 @@ class BaselineJudgement:
 
 
 def judge(results: Results, baseline: Sequence[KnownFailure]) -> BaselineJudgement:
-    """Each failed run against the baseline. A run passes the baseline when
-    every attempt that failed failed as a known failure says."""
+    """Each run against the baseline. A failed run is as expected when an
+    entry for it (its run, its kernel) matches the first error of every
+    attempt that failed; entries are tried in order, so a catch-all entry
+    (`"run": "*"`, say for timing errors in a slow VM) can follow the
+    particular ones."""
     releases = {kernel.label: kernel.release for kernel in results.kernels}
     judgement = BaselineJudgement()
     for run in results.runs:
-        known = next((entry for entry in baseline if entry.applies(run, releases.get(run.kernel, run.kernel))), None)
-        failures = [v for v in run.attempts if not v.passed]
-        if not failures:
-            if known is not None:
-                judgement.now_passing.append((run, known))
-        elif known is None:
+        entries = [entry for entry in baseline if entry.applies(run, releases.get(run.kernel, run.kernel))]
+        errors = [signature(first_error_line(v.error)) for v in run.attempts if not v.passed]
+        if not errors:
+            if entries and entries[0].run != "*":  # a catch-all entry expects no run in particular
+                judgement.now_passing.append((run, entries[0]))
+        elif not entries:
             judgement.unexpected.append(run)
-        elif all(glob_matches(known.error, signature(first_error_line(v.error))) for v in failures):
-            judgement.expected.append((run, known))
         else:
-            judgement.different.append((run, known))
+            matching = [entry for entry in entries if all(glob_matches(entry.error, error) for error in errors)]
+            if matching:
+                judgement.expected.append((run, matching[0]))
+            else:
+                judgement.different.append((run, entries[0]))
     return judgement
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import glob
 import os
+import re
 import select
 import shutil
 import signal
@@ -42,6 +43,7 @@ SILENCE_SECS = 900.0
 GUEST_MEMORY = "2G"
 # Modules the runs need that Debian's kernels build as modules.
 GUEST_MODULES = ("tun", "sch_fq")
+BOOT = Path("/boot")  # where installed kernels are
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,8 @@ class KernelImage:
 
 def resolve(spec: str) -> KernelImage:
     """IMAGE (a bzImage or vmlinuz file), TREE (a built kernel tree) or
-    RELEASE (/boot/vmlinuz-RELEASE, or the only one whose release starts so)."""
+    RELEASE (/boot/vmlinuz-RELEASE, or the newest whose release starts
+    RELEASE. or RELEASE-: `6.1` is Debian's current 6.1 once installed)."""
     path = Path(spec)
     if path.is_dir():
         image = path / "arch" / "x86" / "boot" / "bzImage"
@@ -71,18 +74,23 @@ def resolve(spec: str) -> KernelImage:
         return KernelImage(spec, str(image), image_release(str(image)) or spec, tree=str(path))
     if path.is_file():
         return KernelImage(spec, str(path), image_release(str(path)) or path.name.removeprefix("vmlinuz-"))
-    exact = Path(f"/boot/vmlinuz-{spec}")
-    found = [str(exact)] if exact.is_file() else sorted(glob.glob(f"/boot/vmlinuz-{glob.escape(spec)}*"))
-    if len(found) == 1:
-        return KernelImage(spec, found[0], found[0].removeprefix("/boot/vmlinuz-"))
-    known = ", ".join(p.removeprefix("/boot/vmlinuz-") for p in installed_images()) or "none"
-    what = "matches several kernels" if found else "is no kernel image, tree or release"
-    raise SetupError(f"--kernel {spec} {what} (installed in /boot: {known}; "
+    exact = BOOT / f"vmlinuz-{spec}"
+    found = [str(exact)] if exact.is_file() else glob.glob(f"{BOOT}/vmlinuz-{glob.escape(spec)}[.-]*")
+    if found:
+        newest = Path(max(found, key=_version_key))
+        return KernelImage(spec, str(newest), newest.name.removeprefix("vmlinuz-"))
+    known = ", ".join(Path(p).name.removeprefix("vmlinuz-") for p in installed_images()) or "none"
+    raise SetupError(f"--kernel {spec} is no kernel image, tree or release (installed in {BOOT}: {known}; "
                      "Debian's 6.1: apt-get install linux-image-amd64)")
 
 
+def _version_key(path: str) -> list:
+    """6.1.0-100 after 6.1.0-57: numbers compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
+
+
 def installed_images() -> list[str]:
-    return sorted(glob.glob("/boot/vmlinuz-*"))
+    return sorted(glob.glob(f"{BOOT}/vmlinuz-*"))
 
 
 def image_release(image: str) -> str | None:
