@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -83,11 +84,9 @@ def run_in_vm(kernel, requests: Sequence, jobs: int, repeat: int,
     say(f"[{label}] booting {kernel.image} with virtme-ng, {'KVM' if kvm else f'TCG ({why})'}")
     with vm.Guest() as guest:
         share = Path(guest.share)
-        scaled = []
-        note = None
-        for request in requests:
-            command_line, note = tolerance_for(request.command_line, kvm)
-            scaled.append(replace(request, command_line=command_line))
+        scaled = [replace(request, command_line=tolerance_for(request.command_line, kvm)[0])
+                  for request in requests]
+        note = tolerance_for(requests[0].command_line, kvm)[1] if requests else None
         if note:
             say(f"[{label}] {note}")
         (share / "requests.json").write_text(json.dumps({
@@ -111,15 +110,9 @@ def guest_command(share: str) -> str:
     package_root = Path(__file__).resolve().parents[1]
     modules = " ".join(GUEST_MODULES)
     return (f"for m in {modules}; do modprobe -q $m || echo \"tcptest: cannot load the $m module\"; done; "
-            f"unset TMPDIR; cd {_quote(os.getcwd())} && "
-            f"PYTHONPATH={_quote(str(package_root))} exec {_quote(sys.executable)} -m tcptest.kernels "
-            f"--guest {_quote(share)}")
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
+            f"unset TMPDIR; cd {shlex.quote(os.getcwd())} && "
+            f"PYTHONPATH={shlex.quote(str(package_root))} exec {shlex.quote(sys.executable)} -m tcptest.kernels "
+            f"--guest {shlex.quote(share)}")
 
 
 def guest_main(share: str) -> int:
