@@ -145,7 +145,7 @@ def matrix_text(outcome: results.Results) -> str:
         cells.setdefault(run.key, {})[run.kernel] = run
     width = max([len(key) for key in cells] + [3])
     widths = [max(len(label), 5) for label in labels]
-    lines = ["  ".join([f"{'run':<{width}}", *(f"{label:<{w}}" for label, w in zip(labels, widths))])]
+    lines = ["  ".join([f"{'run':<{width}}", *(f"{label:<{w}}" for label, w in zip(labels, widths))]).rstrip()]
     for key, row in cells.items():
         lines.append("  ".join([f"{key:<{width}}", *(f"{_cell(row.get(label)):<{w}}"
                                                      for label, w in zip(labels, widths))]).rstrip())

@@ -168,3 +168,34 @@ def test_a_guest_that_ends_normally_leaves_nothing_and_the_reaper_kills_nothing(
     assert keeper.poll() is None  # "done" told the reaper to leave the group alone
     keeper.kill()
     keeper.wait()
+
+
+# ---------------------------------------------------------------- doctor --vm
+
+
+def test_doctor_vm_says_what_is_missing_and_how_to_get_it():
+    from tcptest import doctor
+
+    facts = vm.VmFacts(qemu=None, vng="/opt/tcptest/bin/vng", busybox=None,
+                       images=(("6.1.0-57-amd64", "/boot/vmlinuz-6.1.0-57-amd64", ("tun",)),),
+                       kvm=(False, "qemu with KVM did not start the kernel within 3 s (it hangs here)"))
+    checks = {check.name: check for check in doctor.diagnose_vm(facts)}
+    assert (checks["vm qemu"].status, checks["vm qemu"].remedy) == ("fail", "apt-get install qemu-system-x86")
+    assert checks["vm virtme-ng"].status == "ok"
+    assert checks["vm busybox"].remedy == "apt-get install busybox-static"
+    assert checks["vm kernel 6.1.0-57-amd64"].found == \
+        "/boot/vmlinuz-6.1.0-57-amd64: no tun module in /lib/modules/6.1.0-57-amd64"
+    assert checks["vm kvm"].status == "warn" and "TCG" in checks["vm kvm"].remedy
+    none = doctor.diagnose_vm(vm.VmFacts("/usr/bin/qemu-system-x86_64", "vng", "busybox", (), None))
+    assert [(c.name, c.status) for c in none][-1] == ("vm kernels", "fail")
+
+
+def test_the_modules_a_guest_needs_are_found_built_in_or_as_files(tmp_path, monkeypatch):
+    kernel = vm.KernelImage("x", "/boot/vmlinuz-x", "x")
+    monkeypatch.setattr(vm.KernelImage, "modules_dir", property(lambda self: tmp_path))
+    assert vm.missing_modules(kernel) == vm.GUEST_MODULES  # no modules.builtin: nothing known
+    (tmp_path / "modules.builtin").write_text("kernel/net/sched/sch_fq.ko\n")
+    (tmp_path / "kernel" / "drivers" / "net").mkdir(parents=True)
+    assert vm.missing_modules(kernel) == ("tun",)
+    (tmp_path / "kernel" / "drivers" / "net" / "tun.ko.xz").write_bytes(b"")
+    assert vm.missing_modules(kernel) == ()

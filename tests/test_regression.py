@@ -49,6 +49,15 @@ def test_this_kernel_names_the_running_release():
     assert (kernel.label, kernel.release, kernel.machine) == ("host", os.uname().release, "host")
 
 
+def test_format_json_output_reads_as_results_of_an_unknown_kernel(tmp_path):
+    from tcptest import report
+
+    (tmp_path / "out.json").write_text(report.json_report([Verdict("s/a.pkt", "ipv6", False, error="x:2: e")]))
+    loaded = results.load(tmp_path / "out.json")
+    assert [(run.key, run.kernel, run.first_error) for run in loaded.runs] == [("s/a.pkt[ipv6]", "unknown", "x:2: e")]
+    assert loaded.kernels == (KernelInfo("unknown", "unknown"),)
+
+
 def test_a_file_that_is_no_results_file_says_so(tmp_path):
     (tmp_path / "x.json").write_text('{"a": 1}')
     with pytest.raises(Exception, match="not a tcptest results file"):
