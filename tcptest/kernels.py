@@ -59,17 +59,28 @@ def run_here(requests: Sequence, jobs: int, repeat: int, say: Callable[[str], No
     return results.Results((results.this_kernel(label),), results.group_attempts(verdicts, repeat, label))
 
 
-def tolerance_for(command_line: tuple, kvm: bool) -> tuple[tuple, str | None]:
-    """The command line a VM's runs get, and what it changed: under TCG the
-    tolerance (the command line's, else the default) times TCG_TOLERANCE_SCALE."""
+def tolerance_for(request, kvm: bool):
+    """The request a VM runs, and what changed: under TCG the run's own
+    tolerance (the script's, or the command line's, else the default) times
+    TCG_TOLERANCE_SCALE, given on the command line, which wins."""
     if kvm:
-        return command_line, None
-    given = dict(command_line).get("tolerance_usecs")
-    base = int(given) if given else RunOptions().tolerance_usecs
+        return request, None
+    from .errors import TcptestError
+    from .runner import load
+
+    try:
+        base = load(request)[1].tolerance_usecs
+    except TcptestError:  # the guest's run will say what is wrong with the script
+        base = RunOptions().tolerance_usecs
     scaled = round(base * TCG_TOLERANCE_SCALE)
-    note = (f"tolerance x{TCG_TOLERANCE_SCALE:g} under TCG: --tolerance_usecs={scaled} "
-            f"instead of {base} (as the kernel's runner does on slow machines)")
-    return command_line + (("tolerance_usecs", str(scaled)),), note
+    return replace(request, command_line=request.command_line + (("tolerance_usecs", str(scaled)),)), scaled
+
+
+def tolerance_note() -> str:
+    default = RunOptions().tolerance_usecs
+    return (f"tolerance x{TCG_TOLERANCE_SCALE:g} under TCG: each run's --tolerance_usecs times "
+            f"{TCG_TOLERANCE_SCALE:g} ({default} -> {round(default * TCG_TOLERANCE_SCALE)} by default), "
+            "as the kernel's runner raises it on slow machines")
 
 
 def run_in_vm(kernel, requests: Sequence, jobs: int, repeat: int,
@@ -84,9 +95,8 @@ def run_in_vm(kernel, requests: Sequence, jobs: int, repeat: int,
     say(f"[{label}] booting {kernel.image} with virtme-ng, {'KVM' if kvm else f'TCG ({why})'}")
     with vm.Guest() as guest:
         share = Path(guest.share)
-        scaled = [replace(request, command_line=tolerance_for(request.command_line, kvm)[0])
-                  for request in requests]
-        note = tolerance_for(requests[0].command_line, kvm)[1] if requests else None
+        scaled = [tolerance_for(request, kvm)[0] for request in requests]
+        note = None if kvm else tolerance_note()
         if note:
             say(f"[{label}] {note}")
         (share / "requests.json").write_text(json.dumps({

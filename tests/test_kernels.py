@@ -65,14 +65,20 @@ def test_a_release_prefix_finds_the_newest_installed_kernel_of_that_series(tmp_p
     assert vm.resolve("6.1.0-57-amd64").release == "6.1.0-57-amd64"
 
 
-def test_tcg_scales_the_tolerance_and_says_by_how_much():
-    assert kernels.tolerance_for((("ip_version", "ipv4"),), kvm=True) == ((("ip_version", "ipv4"),), None)
+def test_tcg_scales_each_runs_own_tolerance_and_says_by_how_much(tmp_path):
     scale = kernels.TCG_TOLERANCE_SCALE
-    line, note = kernels.tolerance_for((("ip_version", "ipv4"),), kvm=False)
-    assert line[-1] == ("tolerance_usecs", str(round(4000 * scale)))
-    assert f"tolerance x{scale:g} under TCG: --tolerance_usecs={round(4000 * scale)} instead of 4000" in note
-    line, _ = kernels.tolerance_for((("tolerance_usecs", "10000"),), kvm=False)
-    assert line[-1] == ("tolerance_usecs", str(round(10000 * scale)))  # the last one wins
+    (tmp_path / "plain.pkt").write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    (tmp_path / "loose.pkt").write_text("--tolerance_usecs=500000\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+    plain = RunRequest(str(tmp_path / "plain.pkt"), (("ip_version", "ipv4"),))
+    assert kernels.tolerance_for(plain, kvm=True) == (plain, None)
+    request, scaled = kernels.tolerance_for(plain, kvm=False)
+    assert request.command_line == (("ip_version", "ipv4"), ("tolerance_usecs", str(round(4000 * scale))))
+    assert kernels.tolerance_for(RunRequest(str(tmp_path / "loose.pkt")), kvm=False)[1] == round(500000 * scale)
+    given = RunRequest(str(tmp_path / "loose.pkt"), (("tolerance_usecs", "10000"),))
+    assert kernels.tolerance_for(given, kvm=False)[1] == round(10000 * scale)  # the command line's wins
+    assert kernels.tolerance_for(RunRequest(str(tmp_path / "missing.pkt")), kvm=False)[1] == round(4000 * scale)
+    assert f"tolerance x{scale:g} under TCG: each run's --tolerance_usecs times {scale:g} (4000 -> " \
+        in kernels.tolerance_note()
 
 
 def test_the_guest_loads_the_modules_and_runs_this_tcptest():
