@@ -185,18 +185,19 @@ def judge(results: Results, baseline: Sequence[KnownFailure]) -> BaselineJudgeme
     judgement = BaselineJudgement()
     for run in results.runs:
         entries = [entry for entry in baseline if entry.applies(run, releases.get(run.kernel, run.kernel))]
+        particular = [entry for entry in entries if entry.run != "*"]
         errors = [signature(first_error_line(v.error)) for v in run.attempts if not v.passed]
         if not errors:
-            if entries and entries[0].run != "*":  # a catch-all entry expects no run in particular
-                judgement.now_passing.append((run, entries[0]))
-        elif not entries:
-            judgement.unexpected.append(run)
+            if particular:  # a catch-all entry expects no run in particular
+                judgement.now_passing.append((run, particular[0]))
+            continue
+        matching = [entry for entry in entries if all(glob_matches(entry.error, error) for error in errors)]
+        if matching:
+            judgement.expected.append((run, matching[0]))
+        elif particular:
+            judgement.different.append((run, particular[0]))
         else:
-            matching = [entry for entry in entries if all(glob_matches(entry.error, error) for error in errors)]
-            if matching:
-                judgement.expected.append((run, matching[0]))
-            else:
-                judgement.different.append((run, entries[0]))
+            judgement.unexpected.append(run)
     return judgement
 
 
