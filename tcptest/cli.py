@@ -16,9 +16,12 @@ USAGE = """\
 tcptest check [-D NAME=VALUE] SCRIPT|DIR...
 tcptest run [-j N] [--format=text|tap|ktap|json] [--pcap DIR] [--report DIR]
             [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] [-v] SCRIPT|DIR...
+            [--results FILE.json] [--repeat N] [--baseline FILE] [--kernel IMAGE|TREE|RELEASE|host ...]
 tcptest run --update [--PACKETDRILL_OPTION=VALUE ...] [-D NAME=VALUE] SCRIPT...
+tcptest compare A.json B.json
+tcptest baseline [--why TEXT] RESULTS.json
 tcptest explain [--all] [--report DIR] RESULTS.json [NAME...]
-tcptest doctor [--fix]
+tcptest doctor [--fix] [--vm]
 tcptest fmt [--check] SCRIPT|DIR...
 tcptest import CAPTURE.pcap [--local ADDR:PORT] [--init COMMAND] > SCRIPT.pkt
 
@@ -29,6 +32,12 @@ one fails, 2 for a usage error. --update rewrites each script's outbound
 lines and call results with what the kernel did, shows the diff, and leaves a
 script whose own side failed untouched. --report DIR writes an HTML report there
 (index.html: every run; a page per run with its ladder diagram).
+--results saves every run's verdict, kernel and first error; --repeat N runs
+each N times (its pass rate); --baseline FILE: exit 0 when only its known
+failures fail, as it says they fail. --kernel runs the scripts in a VM booted
+with that kernel (virtme-ng), once per --kernel; `host` is this machine's.
+compare: what passed and fails now, was fixed, fails differently, is flaky;
+exit 1 on a regression. baseline: a baseline that expects RESULTS' failures.
 explain: draws the ladder diagram of saved runs (--format=json output) again:
 the failed ones, or --all, or those NAME matches (a glob or part of a name).
 fmt: rewrites scripts in the canonical layout, comments kept; --check
@@ -37,7 +46,7 @@ import: writes a script for the first connection of a capture (pcap or
 pcapng); --local names the side under test (default: the one that got the SYN),
 --init the command that set the host up as when it was captured.
 doctor: checks what a run needs on this machine; --fix makes the host changes
-it can (allow cubic in namespaces, load tun).
+it can (allow cubic in namespaces, load tun); --vm checks what run --kernel needs.
 
 packetdrill options: """ + " ".join(f"--{name}" for name in OPTION_NAMES)
 
@@ -104,10 +113,15 @@ class RunFlags:
     output_format: str = "text"
     pcap_dir: str | None = None
     report_dir: str | None = None
+    results_path: str | None = None
+    repeat: int = 1
+    baseline_path: str | None = None
+    kernels: tuple[str, ...] = ()
 
 
 _RUN_FLAGS = {"-j": "jobs", "--jobs": "jobs", "--format": "output_format", "--pcap": "pcap_dir",
-              "--report": "report_dir"}
+              "--report": "report_dir", "--results": "results_path", "--repeat": "repeat",
+              "--baseline": "baseline_path", "--kernel": "kernels"}
 
 
 def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
@@ -115,6 +129,7 @@ def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
     `--jobs=N`, `--format=F`, `--pcap=DIR`) out of `args`; the rest, and all
     after `--`, are script paths."""
     given: dict[str, str] = {}
+    kernels: list[str] = []  # --kernel may be given more than once
     paths: list[str] = []
     args = iter(args)
     for arg in args:
@@ -132,6 +147,7 @@ def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
             if not value:
                 raise OptionError(f"{name} needs a value")
             given[_RUN_FLAGS[name]] = value
+            kernels += [value] if name == "--kernel" else []
         elif arg.startswith("-") and arg != "-":
             raise OptionError(f"unknown option {arg}")
         else:
@@ -141,7 +157,14 @@ def _run_flags(args: Sequence[str]) -> tuple[RunFlags, list[str]]:
         raise OptionError(f"--format takes one of {', '.join(FORMATS)}, got {output_format!r}")
     report_dir = given.get("report_dir")
     pcap_dir = given.get("pcap_dir") or (str(Path(report_dir) / "pcap") if report_dir else None)
-    return RunFlags(_jobs(given.get("jobs", "1")), output_format, pcap_dir, report_dir), paths
+    repeat = given.get("repeat", "1")
+    if not repeat.isdigit() or int(repeat) < 1:
+        raise OptionError(f"--repeat takes a number of runs of each script, got {repeat!r}")
+    if kernels and (output_format != "text" or pcap_dir):
+        raise OptionError("--kernel writes text only, and no --pcap or --report (yet)")
+    return RunFlags(_jobs(given.get("jobs", "1")), output_format, pcap_dir, report_dir,
+                    given.get("results_path"), int(repeat), given.get("baseline_path"),
+                    tuple(kernels)), paths
 
 
 def _jobs(text: str) -> int:
@@ -153,7 +176,7 @@ def _jobs(text: str) -> int:
 
 
 def cmd_run(argv: Sequence[str]) -> int:
-    from . import batch, report
+    from . import batch, report, results
 
     options, rest = _split_defines(argv)
     check = RunOptions()
@@ -170,9 +193,14 @@ def cmd_run(argv: Sequence[str]) -> int:
         from .update import update_files
 
         return update_files(paths, tuple(options))
+    if flags.kernels:
+        from . import kernels
+
+        return _conclude(flags, kernels.run_on_kernels(flags.kernels, paths, tuple(options), flags.jobs,
+                                                       flags.repeat, print))
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)
-    requests = batch.plan(paths, tuple(options), flags.pcap_dir)
+    requests = results.repeated(batch.plan(paths, tuple(options), flags.pcap_dir), flags.repeat)
     output = flags.output_format
     progress = batch.ProgressLine(len(requests))
     progress.enabled = progress.enabled and not check.verbose  # the trace owns the screen
@@ -210,7 +238,30 @@ def cmd_run(argv: Sequence[str]) -> int:
         reason = doctor.skip_reason("ipv4")
         if reason:
             print(reason, file=sys.stderr)
-    return 0 if all(verdict.passed for verdict in verdicts) else 1
+    runs = results.group_attempts(verdicts, flags.repeat, "host")
+    return _conclude(flags, results.Results((results.this_kernel(),), runs),
+                     sys.stdout if output == "text" else sys.stderr)
+
+
+def _conclude(flags: RunFlags, outcome, stream=None) -> int:
+    """After the runs: pass rates, the results file, the baseline's verdict,
+    and the exit status."""
+    from . import regression, results
+
+    stream = stream or sys.stdout
+    several = len(outcome.kernels) > 1
+    if flags.repeat > 1:
+        for run in outcome.runs:
+            on = f" on {run.kernel}" if several else ""
+            print(f"pass rate {run.pass_rate} {run.verdict.name}{on}", file=stream)
+    if flags.results_path:
+        results.save(flags.results_path, outcome)
+        print(f"results: {flags.results_path}", file=stream)
+    if flags.baseline_path:
+        judgement = regression.judge(outcome, regression.load_baseline(flags.baseline_path))
+        print(regression.judgement_text(judgement), file=stream)
+        return 0 if judgement.ok else 1
+    return 0 if all(run.passed for run in outcome.runs) else 1
 
 
 def use_colour(stream) -> bool:
@@ -248,6 +299,32 @@ def cmd_explain(argv: Sequence[str]) -> int:
         from . import html_report
 
         print(f"report: {html_report.write_report(report_dir, chosen)}")
+    return 0
+
+
+def cmd_compare(argv: Sequence[str]) -> int:
+    from . import regression, results
+
+    if len(argv) != 2 or any(arg.startswith("-") for arg in argv):
+        raise OptionError("tcptest compare takes two results files (tcptest run --results FILE.json)")
+    comparison = regression.compare(results.load(argv[0]), results.load(argv[1]), argv[0], argv[1])
+    print(regression.comparison_text(comparison))
+    return 1 if comparison.regressed else 0
+
+
+def cmd_baseline(argv: Sequence[str]) -> int:
+    import json
+
+    from . import regression, results
+
+    args, why = list(argv), ""
+    if "--why" in args:
+        at = args.index("--why")
+        why = args[at + 1] if at + 1 < len(args) else ""
+        del args[at:at + 2]
+    if len(args) != 1 or args[0].startswith("-"):
+        raise OptionError("tcptest baseline takes one results file (tcptest run --results FILE.json)")
+    print(json.dumps(regression.baseline_document(results.load(args[0]), why), indent=1))
     return 0
 
 
@@ -320,7 +397,7 @@ def _run_traced(request):
 
 
 COMMANDS = {"check": cmd_check, "run": cmd_run, "doctor": cmd_doctor, "explain": cmd_explain,
-            "fmt": cmd_fmt, "import": cmd_import}
+            "fmt": cmd_fmt, "import": cmd_import, "compare": cmd_compare, "baseline": cmd_baseline}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -316,6 +316,34 @@ def _tools(facts: HostFacts) -> list[Check]:
     return checks
 
 
+def diagnose_vm(facts) -> list[Check]:
+    """The VM path of `run --kernel` (facts: host.vm.VmFacts)."""
+    checks = [
+        Check("vm qemu", "ok", facts.qemu) if facts.qemu else
+        Check("vm qemu", "fail", "no qemu-system-x86_64 on PATH", "apt-get install qemu-system-x86"),
+        Check("vm virtme-ng", "ok", facts.vng) if facts.vng else
+        Check("vm virtme-ng", "fail", "no vng beside this Python or on PATH",
+              "pip install virtme-ng (tcptest's vm extra: pip install 'tcptest[vm]')"),
+        Check("vm busybox", "ok", facts.busybox) if facts.busybox else
+        Check("vm busybox", "fail", "no busybox (virtme-ng builds the guest's initramfs with it)",
+              "apt-get install busybox-static"),
+    ]
+    if not facts.images:
+        checks.append(Check("vm kernels", "fail", "no /boot/vmlinuz-* to boot (a tree or an image file "
+                            "still works with --kernel PATH)", "apt-get install linux-image-amd64 (Debian's 6.1)"))
+    for release, image, missing in facts.images:
+        checks.append(Check(f"vm kernel {release}", "fail" if missing else "ok",
+                            f"{image}: no {', '.join(missing)} module in /lib/modules/{release}" if missing
+                            else f"{image}, modules in /lib/modules/{release}",
+                            f"install the modules of {release} (its linux-image package)"))
+    if facts.kvm is not None:
+        usable, why = facts.kvm
+        checks.append(Check("vm kvm", "ok", why) if usable else Check(
+            "vm kvm", "warn", f"KVM unusable: {why}",
+            "VMs run under TCG, several times slower; run --kernel scales the tolerance under TCG"))
+    return checks
+
+
 def ready(checks: Sequence[Check]) -> bool:
     return all(check.status != "fail" for check in checks)
 
@@ -433,18 +461,23 @@ def main(argv: Sequence[str], probe_host: Callable[[], HostFacts] = probe) -> in
     """`tcptest doctor [--fix]`: 0 when a run can work here, 1 otherwise."""
     from .options import OptionError
 
-    unknown = [arg for arg in argv if arg != "--fix"]
+    unknown = [arg for arg in argv if arg not in ("--fix", "--vm")]
     if unknown:
-        raise OptionError(f"tcptest doctor takes only --fix, not {' '.join(unknown)}")
+        raise OptionError(f"tcptest doctor takes only --fix and --vm, not {' '.join(unknown)}")
     facts = probe_host()
     checks = diagnose(facts)
+    if "--vm" in argv:
+        from .host import vm
+
+        vm_checks = diagnose_vm(vm.probe())
+        checks += vm_checks
     if "--fix" in argv:
         results = apply_fixes(facts, checks)
         for check, what, done in results:
             print(f"{'fixed' if done else 'could not fix'} {check.name}: {what}")
         if any(done for _, _, done in results):
             facts = probe_host()
-            checks = diagnose(facts)
+            checks = diagnose(facts) + (vm_checks if "--vm" in argv else [])
         elif not results:
             print("nothing to fix")
     print(format_checks(checks))

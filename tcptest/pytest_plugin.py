@@ -26,10 +26,12 @@ class Settings:
     ip_versions: tuple[str, ...] | None  # None: every version a script allows
     command_line: tuple[tuple[str, str | None], ...]  # packetdrill options and defines
     pcap_dir: str | None  # None: a temporary folder of the session
+    kernels: tuple[tuple[str, object], ...] = ()  # (label, host.vm.KernelImage or None for "host")
 
 
 SETTINGS = pytest.StashKey[Settings]()
 PCAP_DIR = pytest.StashKey[str]()
+KERNEL_RUNS = pytest.StashKey[dict]()  # kernel label -> {run key: results.RunResult}
 
 
 class TcptestWarning(UserWarning):
@@ -58,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tcptest-pcap-dir", metavar="DIR",
                     help="keep the pcap of every failed test here "
                     "(default: a temporary folder of the session)")
+    group.addoption("--tcptest-kernel", action="append", default=[], metavar="IMAGE|TREE|RELEASE|host",
+                    help="run every script on this kernel, booted in a VM with virtme-ng (host: this "
+                    "machine's); repeatable; test ids name it: close.pkt[ipv4-6.1.0-57-amd64]")
     parser.addini("tcptest_ip_versions", "IP versions to run (comma or space separated)",
                   type="args", default=[])
     parser.addini("tcptest_options", "packetdrill options for every script (--NAME=VALUE ...)",
@@ -96,7 +101,21 @@ def settings_from(config: pytest.Config) -> Settings:
         except OptionError as err:
             raise pytest.UsageError(f"tcptest: {err}") from None
     return Settings(tuple(dict.fromkeys(words)) or None, tuple(command_line),
-                    config.getoption("tcptest_pcap_dir"))
+                    config.getoption("tcptest_pcap_dir"), _kernels(config.getoption("tcptest_kernel")))
+
+
+def _kernels(specs) -> tuple[tuple[str, object], ...]:
+    from .errors import TcptestError
+    from .host import vm
+
+    kernels = []
+    for spec in dict.fromkeys(specs):
+        try:
+            kernel = None if spec == "host" else vm.resolve(spec)
+        except TcptestError as err:
+            raise pytest.UsageError(f"tcptest: {err}") from None
+        kernels.append(("host" if kernel is None else kernel.release, kernel))
+    return tuple(kernels)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -114,10 +133,12 @@ class ScriptFile(pytest.File):
 
         settings = self.config.stash[SETTINGS]
         for version in ip_versions(str(self.path), settings.command_line):
-            if settings.ip_versions is None or version in settings.ip_versions:
-                item = ScriptItem.from_parent(self, name=f"{self.path.name}[{version}]",
-                                              ip_version=version)
-                reason = skip_reason(version)  # the host is probed once per process
+            if settings.ip_versions is not None and version not in settings.ip_versions:
+                continue
+            for label, kernel in settings.kernels or ((None, None),):
+                item = ScriptItem.from_parent(self, name=f"{self.path.name}[{version}{'-' + label if label else ''}]",
+                                              ip_version=version, kernel=label)
+                reason = skip_reason(version) if kernel is None else None  # the host is probed once per process
                 if reason:
                     item.add_marker(pytest.mark.skip(reason=reason))
                 yield item
@@ -133,18 +154,26 @@ class ScriptFile(pytest.File):
 class ScriptItem(pytest.Item):
     """One run of one script with one IP version, in a namespace of its own."""
 
-    def __init__(self, *, ip_version: str, **kwargs):
+    def __init__(self, *, ip_version: str, kernel: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.ip_version = ip_version
+        self.kernel = kernel  # the label of a --tcptest-kernel, None without any
 
-    def runtest(self) -> None:
-        from .runner import RunRequest, run
+    def request(self, pcap_dir: str | None = None):
+        from .runner import RunRequest
 
-        settings = self.config.stash[SETTINGS]
-        command_line = settings.command_line
+        command_line = self.config.stash[SETTINGS].command_line
         if dict(command_line).get("ip_version") != self.ip_version:
             command_line += (("ip_version", self.ip_version),)
-        verdict = run(RunRequest(str(self.path), command_line, pcap_dir=_pcap_dir(self.config)))
+        return RunRequest(str(self.path), command_line, pcap_dir=pcap_dir)
+
+    def runtest(self) -> None:
+        from .runner import run
+
+        if self.kernel not in (None, "host"):
+            verdict = _verdict_in_vm(self)
+        else:
+            verdict = run(self.request(_pcap_dir(self.config)))
         for warning in verdict.warnings:
             warnings.warn_explicit(TcptestWarning(f"{verdict.name}: {warning}"),
                                    TcptestWarning, str(self.path), verdict.line or 0)
@@ -195,6 +224,29 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 
         extras.append(html_plugin.extras.html(f'<div class="tcptest-ladder">{svg(failed.verdict.timeline)}</div>'))
     report.extras = extras
+
+
+def _verdict_in_vm(item: ScriptItem):
+    """This item's verdict on its VM kernel. The first item of a kernel boots
+    it once for all the items of that kernel this process has."""
+    from .errors import TcptestError
+
+    runs = item.config.stash.setdefault(KERNEL_RUNS, {})
+    if item.kernel not in runs:
+        from .kernels import VM_JOBS, run_in_vm
+
+        kernel = dict(item.config.stash[SETTINGS].kernels)[item.kernel]
+        mine = [other for other in item.session.items
+                if isinstance(other, ScriptItem) and other.kernel == item.kernel]
+        try:
+            outcome = run_in_vm(kernel, [other.request() for other in mine], jobs=VM_JOBS, repeat=1,
+                                say=lambda line: None)
+            runs[item.kernel] = {run.key: run for run in outcome.runs}
+        except TcptestError as err:  # the VM did not work: each of its items says so, none boots it again
+            runs[item.kernel] = err
+    if isinstance(runs[item.kernel], TcptestError):
+        raise runs[item.kernel]
+    return runs[item.kernel][f"{item.request().path}[{item.ip_version}]"].verdict
 
 
 def _pcap_dir(config: pytest.Config) -> str:

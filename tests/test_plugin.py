@@ -242,3 +242,28 @@ def test_pytest_html_links_a_failures_page(pytester, runs):
     [page] = pcaps.glob("fail.ipv4-*.html")
     html = (pytester.path / "report.html").read_text()
     assert page.as_uri() in html and "tcptest report" in html
+
+
+def test_tcptest_kernel_names_the_kernel_in_each_id_and_boots_each_vm_once(scripts, runs, monkeypatch, tmp_path):
+    from tcptest import kernels, results
+    from tcptest.host import vm
+
+    image = vm.KernelImage("6.1", "/boot/vmlinuz-6.1.0-57-amd64", "6.1.0-57-amd64")
+    monkeypatch.setattr(vm, "resolve", lambda spec: image)
+    boots = []
+
+    def fake_run_in_vm(kernel, requests, jobs, repeat, say):
+        boots.append((kernel, [Path(r.path).name for r in requests]))
+        verdicts = [Verdict(r.path, dict(r.command_line)["ip_version"], dict(r.command_line)["ip_version"] != "ipv6",
+                            error="x.pkt:1: differs on 6.1") for r in requests]
+        return results.Results((results.KernelInfo(kernel.release, kernel.release),),
+                               results.group_attempts(verdicts, 1, kernel.release))
+
+    monkeypatch.setattr(kernels, "run_in_vm", fake_run_in_vm)
+    result = scripts.runpytest("-p", "no:randomly", "--tcptest-kernel=host", "--tcptest-kernel=6.1", "-v")
+    ids = [line.split(" ")[0] for line in result.outlines if "::" in line and ("PASSED" in line or "FAILED" in line)]
+    assert "any.pkt::any.pkt[ipv4-host]" in ids and "any.pkt::any.pkt[ipv4-6.1.0-57-amd64]" in ids
+    assert "v6.pkt::v6.pkt[ipv6-6.1.0-57-amd64]" in ids
+    assert boots == [(image, ["any.pkt", "any.pkt", "any.pkt", "v6.pkt"])]  # one boot for the 4 runs
+    result.assert_outcomes(passed=6, failed=2)  # host: 4 (fake) passes; 6.1: the ipv6 runs fail
+    assert "x.pkt:1: differs on 6.1" in result.stdout.str()

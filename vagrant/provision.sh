@@ -32,13 +32,15 @@ apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-pip iproute2 ethtool tcpdump kmod procps >/dev/null
 # chromium: the HTML report's test opens it headless; tshark: reads the pcapng comments
 apt-get install -y -qq --no-install-recommends chromium tshark >/dev/null
+# run --kernel: qemu, Debian's 6.1 kernel to boot, busybox for virtme-ng's initramfs
+apt-get install -y -qq --no-install-recommends qemu-system-x86 linux-image-amd64 busybox-static >/dev/null
 
 echo "== tcptest from $REPO into $VENV"
 if [ ! -x "$VENV/bin/python" ]; then
     /usr/bin/python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e "$REPO[test]"
+"$VENV/bin/python" -m pip install --quiet -e "$REPO[test,vm]"
 ln -sfn "$VENV/bin/tcptest" /usr/local/bin/tcptest
 
 echo "== tcptest doctor --fix"
