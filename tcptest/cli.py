@@ -185,7 +185,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     update = "--update" in rest
     flags, paths = _run_flags([arg for arg in rest if arg != "--update"])
     if update and flags != RunFlags():
-        raise OptionError("--update takes no -j, --format, --pcap or --report")
+        raise OptionError("--update takes no -j, --format, --pcap, --report, --results, --repeat, "
+                          "--baseline or --kernel")
     paths = _scripts(paths)
     if not paths:
         raise OptionError("tcptest run needs at least one script")

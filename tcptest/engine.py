@@ -173,9 +173,6 @@ class Engine:
         self.plan = plan
         self.script = plan.script
         self.options = options = plan.options
-        self.ip_version = plan.wire_version
-        self.local_ip = options.live_local_ip
-        self.remote_ip = options.live_remote_ip
         self.table = ConnectionTable(options.bind_port)
         self.frames_in = InboundFrames(options, plan.wire_version)
         self.frames: deque[Captured] = deque()
@@ -186,7 +183,7 @@ class Engine:
         self.tracing = trace is not None
         self.lateness: list[Lateness] = []
         self.previous_own_end: tuple[int, str, int] | None = None  # (line, kind, ended) of the last own event
-        self.recorder = Recorder(self.local_ip, self.remote_ip)
+        self.recorder = Recorder(options.live_local_ip, options.live_remote_ip)
         self.names_ports = plan.names_ports
         # anchors, in usecs since the start
         self.prev_live = 0
