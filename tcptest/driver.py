@@ -17,6 +17,7 @@ from . import engine as e
 from .pcap import PcapWriter
 from .pycode import PythonBlocks
 from .host import diag
+from .host import scheduling
 from .host.commands import CommandRunner
 from .host.syscalls import SyscallHost
 from .host.tun import TunDevice
@@ -38,14 +39,18 @@ class Driver:
     commands: CommandRunner
     code: PythonBlocks
     pcap: PcapWriter | None = None
+    blocking_calls: bool = False  # the script has some: their thread is started before the clock
 
     def run(self, steps: Generator[e.Request, e.Response, e.Outcome]) -> e.Outcome:
-        self.start = _just_after_a_kernel_tick()
-        self.calls.set_script_start(self.start)
-        if self.pcap:
-            self.pcap.script_start = self.start  # for the annotated capture's times
-        self.pending_call = None
-        return e.drive(steps, self._answer)
+        with scheduling.realtime():
+            if self.blocking_calls:
+                self.calls.prepare_blocking_calls()  # its thread inherits the priority
+            self.start = _just_after_a_kernel_tick()
+            self.calls.set_script_start(self.start)
+            if self.pcap:
+                self.pcap.script_start = self.start  # for the annotated capture's times
+            self.pending_call = None
+            return e.drive(steps, self._answer)
 
     # ---------------------------------------------------------------- clock
 
@@ -76,7 +81,8 @@ class Driver:
             return self._await_call(request.until)
         if isinstance(request, e.RunCommand):
             at = self.now()
-            output = self.commands.run(request.text, request.loc)
+            with scheduling.ordinary():
+                output = self.commands.run(request.text, request.loc)
             return e.Done(at, self.now(), output)
         if isinstance(request, e.RunCode):
             at = self.now()

@@ -211,13 +211,13 @@ def _run_events(plan: Plan, commands: CommandRunner, tun: TunDevice,
         remote_ip=options.live_remote_ip, bind_port=options.bind_port,
         connect_port=options.connect_port, tolerance_usecs=options.tolerance_usecs))
     engine = e.Engine(plan, trace)
-    if any(isinstance(event.action, Syscall) and event.action.end_usecs is not None for event in plan.events):
-        calls.prepare_blocking_calls()
+    blocking_calls = any(isinstance(event.action, Syscall) and event.action.end_usecs is not None
+                         for event in plan.events)
     try:
         if script.init:
             init_ran = True
             notes.run(script.init.command.text, script.init.loc, "init")
-        driver = Driver(tun, calls, commands, _prepared_blocks(plan), pcap)
+        driver = Driver(tun, calls, commands, _prepared_blocks(plan), pcap, blocking_calls)
         outcome = driver.run(engine.run())
     except TcptestError as err:
         notes.lines.extend(engine.warnings)

@@ -44,6 +44,7 @@ from .. import symbols
 from ..errors import RunFailure
 from ..render import render_expr as render
 from ..source import Location
+from . import scheduling
 from . import structs
 from . import tcpinfo
 
@@ -208,6 +209,7 @@ class _Worker:
     def _serve(self) -> None:
         # Signals go to the engine's thread, never interrupt a call.
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        scheduling.above_creator()
         while (pending := self._calls.get()) is not None:
             pending._run()
 
