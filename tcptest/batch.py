@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 CommandLine = tuple[tuple[str, str | None], ...]
 
 
+def repeated(requests: Sequence, repeat: int) -> list:
+    """Each request `repeat` times in a row (what results.group_attempts expects)."""
+    return [request for request in requests for _ in range(repeat)]
+
+
 def plan(paths: Sequence[str], command_line: CommandLine,
          pcap_dir: str | None = None) -> list[RunRequest]:
     """One run per script and IP version: the versions a script allows, or only

@@ -176,7 +176,7 @@ def _jobs(text: str) -> int:
 
 
 def cmd_run(argv: Sequence[str]) -> int:
-    from . import batch, report, results
+    from . import batch, report
 
     options, rest = _split_defines(argv)
     check = RunOptions()
@@ -201,7 +201,7 @@ def cmd_run(argv: Sequence[str]) -> int:
                                                        flags.repeat, print))
     if flags.pcap_dir:
         Path(flags.pcap_dir).mkdir(parents=True, exist_ok=True)
-    requests = results.repeated(batch.plan(paths, tuple(options), flags.pcap_dir), flags.repeat)
+    requests = batch.repeated(batch.plan(paths, tuple(options), flags.pcap_dir), flags.repeat)
     output = flags.output_format
     progress = batch.ProgressLine(len(requests))
     progress.enabled = progress.enabled and not check.verbose  # the trace owns the screen
@@ -239,6 +239,10 @@ def cmd_run(argv: Sequence[str]) -> int:
         reason = doctor.skip_reason("ipv4")
         if reason:
             print(reason, file=sys.stderr)
+    if not (flags.results_path or flags.baseline_path or flags.repeat > 1):
+        return 0 if all(verdict.passed for verdict in verdicts) else 1  # nothing to save, judge or rate
+    from . import results
+
     runs = results.group_attempts(verdicts, flags.repeat, "host")
     return _conclude(flags, results.Results((results.this_kernel(),), runs),
                      sys.stdout if output == "text" else sys.stderr)

@@ -51,10 +51,10 @@ def run_on_kernels(specs: Sequence[str], paths: Sequence[str], command_line: tup
 
 def run_here(requests: Sequence, jobs: int, repeat: int, say: Callable[[str], None],
              label: str = "host") -> results.Results:
-    from .batch import run_all
+    from .batch import repeated, run_all
     from .report import result_line
 
-    verdicts = run_all(results.repeated(requests, repeat), jobs,
+    verdicts = run_all(repeated(requests, repeat), jobs,
                        lambda index, verdict: say(f"[{label}] {result_line(verdict)}"))
     return results.Results((results.this_kernel(label),), results.group_attempts(verdicts, repeat, label))
 
@@ -128,14 +128,14 @@ def guest_command(share: str) -> str:
 def guest_main(share: str) -> int:
     """Inside the VM: run the requests of SHARE/requests.json, a line each as
     it ends, and save the results to SHARE/results.json."""
-    from .batch import run_all
+    from .batch import repeated, run_all
     from .report import result_line
     from .runner import RunRequest
 
     asked = json.loads(Path(share, "requests.json").read_text())
     requests = [RunRequest(r["path"], tuple(tuple(pair) for pair in r["command_line"])) for r in asked["requests"]]
     repeat = asked["repeat"]
-    verdicts = run_all(results.repeated(requests, repeat), asked["jobs"],
+    verdicts = run_all(repeated(requests, repeat), asked["jobs"],
                        lambda index, verdict: print(result_line(verdict), flush=True))
     kernel = results.this_kernel(asked["label"], asked["machine"], asked["tolerance_note"])
     results.save(Path(share, "results.json"),

@@ -103,11 +103,6 @@ def group_attempts(verdicts: Sequence[Verdict], repeat: int, kernel: str) -> tup
                  for start in range(0, len(verdicts), repeat))
 
 
-def repeated(requests: Sequence, repeat: int) -> list:
-    """Each request `repeat` times in a row (what group_attempts expects)."""
-    return [request for request in requests for _ in range(repeat)]
-
-
 # ---------------------------------------------------------------- this kernel
 
 

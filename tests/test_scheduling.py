@@ -178,3 +178,23 @@ def test_a_long_wait_sleeps_in_halves_and_the_last_stretch_in_one_go():
     assert sleeps[-1] <= HALVED_WAIT_USECS and remaining == SPIN_USECS
     assert all(sleep / 1000 < remaining_after for sleep, remaining_after in
                zip(sleeps, [10_000_000 - sum(sleeps[:i + 1]) for i in range(len(sleeps))]))
+
+
+@pytest.mark.root("runs a script against the kernel: needs root")
+def test_in_a_run_the_script_is_real_time_and_its_commands_are_not(tmp_path):
+    """The driver's thread (where Python blocks run) is SCHED_FIFO while the
+    clock runs; a timed command, and the init command before the clock, are
+    not (`chrt -p $$` names the shell's policy)."""
+    from kernel_runs import run_text
+
+    verdict = run_text(tmp_path / "policy.pkt", """\
+`chrt -p $$`
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 %{ import os; assert os.sched_getscheduler(0) == os.SCHED_FIFO, os.sched_getscheduler(0) }%
++0 `chrt -p $$`
++0 close(3) = 0
+""")
+    assert verdict.passed, verdict.error
+    policies = [line.rsplit(": ", 1)[-1] for warning in verdict.warnings
+                for line in warning.splitlines() if "scheduling policy" in line]
+    assert policies == ["SCHED_OTHER", "SCHED_OTHER"], verdict.warnings
