@@ -254,3 +254,18 @@ def test_any_entry_of_a_run_may_match_and_a_catch_all_expects_no_run_to_fail():
         ("s/a.pkt[ipv4]", "TCG: late"), ("s/c.pkt[ipv4]", "TCG: late")]
     assert not judgement.now_passing  # b.pkt passing is no news
     assert [run.key for run in judgement.unexpected] == ["s/d.pkt[ipv4]"]  # the catch-all knows no d.pkt
+
+
+def test_an_entry_for_a_folder_expects_no_run_of_it_to_fail():
+    """`s/*` with one error: the runs of s/ that fail so are known; one that
+    passes is no news; one that fails otherwise is new (no entry names it),
+    unless an entry names its script."""
+    baseline = (regression.KnownFailure("s/*", "*win 256*", "6.1*", "6.1's first window"),
+                regression.KnownFailure("s/named.pkt[*]", "x:9: e"))
+    judgement = regression.judge(of(run_result("a.pkt", "x:3: expected win 1050 vs win 256"),
+                                    run_result("b.pkt", None), run_result("c.pkt", "x:4: other"),
+                                    run_result("named.pkt", "x:4: other"), release="6.1.0"), baseline)
+    assert [run.key for run, _ in judgement.expected] == ["s/a.pkt[ipv4]"]
+    assert not judgement.now_passing
+    assert [run.key for run in judgement.unexpected] == ["s/c.pkt[ipv4]"]
+    assert [run.key for run, _ in judgement.different] == ["s/named.pkt[ipv4]"]
