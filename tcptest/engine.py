@@ -119,9 +119,11 @@ class _InFlight:
 
 
 class Lateness(NamedTuple):
-    """How late one of tcptest's own events (an injection, a call's start, a
-    command, a Python block) happened after its script time: the kernel has
-    no part in these, so their lateness is tcptest's, or its machine's."""
+    """How late tcptest was with one of its own events (an injection, a
+    call's start, a command, a Python block): after its script time or, when
+    the event of tcptest's before it ended after that (a call whose kernel
+    work took that long), after that end. The kernel has no part in these,
+    so their lateness is tcptest's, or its machine's."""
 
     line: int
     kind: str  # "inbound packet", "system call", "command" or "Python code": what started late
@@ -248,11 +250,11 @@ class Engine:
         was: on tcptest, or on the event before, which took until past this
         one's time (a call whose kernel work took that long)."""
         late = done.at - scheduled
-        self.lateness.append(Lateness(event.loc.line, kind, late))
-        if self.tracing:  # rendering costs microseconds that the next event would be late by
-            self.trace(f"{_sec(done.at)} {shown()} ({late / 1000:.3f} ms late)")
         before, self.previous_own_end = self.previous_own_end, (
             (event.loc.line, kind, done.ended) if done.ended is not None else None)
+        self.lateness.append(Lateness(event.loc.line, kind, done.at - max(scheduled, before[2] if before else 0)))
+        if self.tracing:  # rendering costs microseconds that the next event would be late by
+            self.trace(f"{_sec(done.at)} {shown()} ({late / 1000:.3f} ms late)")
         tolerance = self._tolerance(scheduled)
         if late <= tolerance:
             return

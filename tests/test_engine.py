@@ -148,6 +148,13 @@ def test_the_lateness_of_every_own_event_is_recorded():
     assert all(late.usecs >= 300 for late in outcome.lateness)
 
 
+def test_lateness_counts_from_the_end_of_the_call_before_when_that_ended_past_its_time():
+    """Each call takes 2 ms: the call due at 0 after one is 2 ms late, none of
+    it tcptest's own."""
+    outcome = run(PASSIVE_OPEN, FakeKernel({0: [(50, syn_ack(1))]}, call_cost=2_000, own_delay=100))
+    assert [(late.line, late.usecs) for late in outcome.lateness][:3] == [(1, 100), (2, 100), (3, 100)]
+
+
 def test_an_own_event_late_past_the_tolerance_is_tcptests_lateness_not_a_kernel_timing_error():
     kernel = FakeKernel(own_delay=5_000)
     with pytest.raises(LateStart, match=r"^t.pkt:1: tcptest was late: the system call due at 0.000000 sec started at "
