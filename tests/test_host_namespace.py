@@ -175,6 +175,19 @@ def test_a_run_over_its_timeout_is_killed_with_everything_it_started():
     assert process_is_gone(sleeper)
 
 
+def test_a_run_over_its_timeout_says_where_it_was():
+    # CI's VM step saw runs killed at the 300 s timeout with no clue where
+    # they hung: the message now carries the child's stacks.
+    def waits_for_ever_in_here():
+        select.select([], [], [])
+
+    with pytest.raises(RunFailure, match="did not finish within 0.5 s") as caught:
+        run_isolated(waits_for_ever_in_here, timeout=0.5)
+    assert str(caught.value).splitlines()[0] == "the isolated run did not finish within 0.5 s and was killed"
+    assert "where its threads were" in caught.value.detail
+    assert "in waits_for_ever_in_here" in caught.value.detail
+
+
 def test_runs_from_several_threads_at_once():
     parent_namespace = network_namespace_id()
 

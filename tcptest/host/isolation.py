@@ -25,10 +25,14 @@ Fork-safety assumptions:
   the final SIGKILL; backtick commands started with `&` do not.
 - If the parent itself is killed outright (SIGKILL), the child dies with it
   (PR_SET_PDEATHSIG), but processes the child started live on until they end.
+- A child past its timeout is asked where it is before it is killed: on
+  SIGUSR2 faulthandler writes its threads' stacks to a second pipe, and the
+  time-out's message carries them.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import select
@@ -47,6 +51,9 @@ T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
 _LENGTH = struct.Struct("=Q")
+_STACKS_SIGNAL = signal.SIGUSR2
+# How long a child past its timeout has to write its stacks.
+STACKS_WAIT_SECS = 1.0
 
 
 def run_isolated(func: Callable[[], T], *, timeout: float | None = None) -> T:
@@ -61,18 +68,22 @@ def run_isolated(func: Callable[[], T], *, timeout: float | None = None) -> T:
     _flush_standard_streams()
     try:
         read_fd, write_fd = os.pipe()
+        stacks_read, stacks_write = os.pipe()
     except OSError as exc:
         raise SetupError(f"cannot start an isolated run: {exc.strerror}") from exc
     parent_pid = os.getpid()
     try:
         pid = os.fork()
     except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, stacks_read, stacks_write):
+            os.close(fd)
         raise SetupError(f"cannot start an isolated run: fork failed: {exc.strerror}") from exc
     if pid == 0:
+        os.close(stacks_read)
+        faulthandler.register(_STACKS_SIGNAL, file=stacks_write, all_threads=True)
         _child(func, read_fd, write_fd, parent_pid)
     os.close(write_fd)
+    os.close(stacks_write)
     try:
         # Also set by the child: whichever runs first, the group exists before
         # anyone can need to kill it.
@@ -81,8 +92,12 @@ def run_isolated(func: Callable[[], T], *, timeout: float | None = None) -> T:
         pass
     try:
         message = _wait_for_child(pid, read_fd, timeout)
+    except _TimedOut:
+        raise RunFailure(None, f"the isolated run did not finish within {timeout:g} s and was killed",
+                         _stacks_of(pid, stacks_read)) from None
     finally:
         os.close(read_fd)
+        os.close(stacks_read)
         status = _kill_group_and_reap(pid)
     return cast(T, _outcome(message, status))
 
@@ -158,9 +173,7 @@ def _wait_for_child(pid: int, read_fd: int, timeout: float | None) -> bytes:
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RunFailure(
-                        None, f"the isolated run did not finish within {timeout:g} s and was killed"
-                    )
+                    raise _TimedOut
                 wait_ms = max(1, int(remaining * 1000))
             ready = dict(poller.poll(wait_ms))
             if read_fd in ready and not _read_available(read_fd, received):
@@ -170,6 +183,34 @@ def _wait_for_child(pid: int, read_fd: int, timeout: float | None) -> bytes:
                 return bytes(received)
     finally:
         os.close(pidfd)
+
+
+class _TimedOut(Exception):
+    """The child outlived its timeout (run_isolated makes the RunFailure)."""
+
+
+def _stacks_of(pid: int, fd: int) -> str:
+    """Where a child that outlived its timeout is: its threads' stacks, as its
+    faulthandler writes them on SIGUSR2 (empty if it writes nothing in time)."""
+    try:
+        os.kill(pid, _STACKS_SIGNAL)
+    except ProcessLookupError:
+        return ""
+    os.set_blocking(fd, False)
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    text = bytearray()
+    deadline = time.monotonic() + STACKS_WAIT_SECS
+    # Read until the dump has stopped coming (100 ms without more) or the wait is over.
+    while (remaining := deadline - time.monotonic()) > 0:
+        if not poller.poll(max(1, int(min(remaining, 0.1 if text else remaining) * 1000))):
+            if text:
+                break
+            continue
+        if not _read_available(fd, text):
+            break
+    stacks = text.decode(errors="replace").strip()
+    return f"where its threads were (most recent call first):\n{stacks}" if stacks else ""
 
 
 def _read_available(fd: int, into: bytearray) -> bool:
