@@ -6,10 +6,11 @@ What made tcptest's own events a whole tick (4 ms at HZ=250) late was the
 CPU: the run's thread was ready but waited on the run queue (3.9 ms in
 /proc/thread-self/schedstat) behind another task, most often the start-up of
 another run's Python process, which the short slice alone did not preempt.
-With two such start-ups busy beside 80 runs of 8 corpus scripts
-(benchmarks/lateness_under_load.py), 10 to 27 events were more than 3.5 ms
-late and 4 to 15 runs failed on tcptest's lateness; with SCHED_FIFO while
-the clock runs, none (max 1.3-1.7 ms)."""
+With two such start-ups looping beside 80 runs of 8 corpus scripts
+(benchmarks/lateness_under_load.py), 27 to 36 of ~930 events were more than
+3.5 ms late (max 15-24 ms) and 15 to 21 runs failed on tcptest's lateness,
+in each of 3 tries; with SCHED_FIFO while the clock runs, in 6 tries, 0 or 1
+events (max 1.4-5.9 ms) and one run failed once."""
 
 from __future__ import annotations
 
