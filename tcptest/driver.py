@@ -24,11 +24,12 @@ from .host.tun import TunDevice
 
 # select() wakes up late by tens of microseconds (median 64 us, p99 0.25 ms
 # here under load); only the last few before an event are spun. A longer spin
-# costs more than it gains: a run asks for the shortest scheduler slice
-# (host/scheduling.py), so a spin longer than it hands the CPU to whatever
-# else is runnable there for that one's whole slice, milliseconds, and the
-# event is late by those (with a 300 us spin, a call at time 0 was seen to
-# start 27 ms late beside a busy VM).
+# costs more than it gains. At ordinary priority (as measured before runs had
+# real-time priority, host/scheduling.py) it used up the short slice and
+# handed the CPU to whatever else was runnable there for that one's whole
+# slice (with a 300 us spin, a call at time 0 was seen to start 27 ms late
+# beside a busy VM); at real-time priority it keeps everything else on the
+# run's CPU from running, the kernel's workers for its own segments included.
 SPIN_USECS = 50
 
 
@@ -162,8 +163,7 @@ def _just_after_a_kernel_tick() -> float:
     script's in step instead of up to a tick (4 ms at HZ=250) apart. Linux
     (5.10 on) puts its ticks on multiples of the tick period in
     CLOCK_MONOTONIC, so this sleeps until just after the next one has been
-    handled. It does not spin: spinning, even only from just before the
-    tick, cost the run its CPU for the other tasks' slices (see SPIN_USECS).
+    handled. It does not spin, for the reasons of SPIN_USECS.
     Woken too late (preempted), it takes the next tick."""
     period = time.clock_getres(CLOCK_MONOTONIC_COARSE)
     while True:
