@@ -9,12 +9,13 @@ Rounds alternate the order of the tools (packetdrill first in odd rounds) so
 that neither always runs on a machine warmed or loaded by the other. Then
 tcptest runs the same runs in one process (`tcptest run -j N`, the in-process
 batch) at each `--batch-jobs` N. Printed: passes per round, flips (runs whose
-verdict changed between rounds), wall per round, the fixed cost of one
-process (a two-line script), and the lateness tail (p99, max) of tcptest's
-own events (injections, call starts, commands, Python blocks), with how
-many runs failed on timing. packetdrill does not report its own lateness;
-its timing failures are counted from its errors. Without packetdrill
-(`--packetdrill ''` or none at ../shared/tools/packetdrill) only tcptest runs.
+verdict changed between rounds), wall per round, where the two tools'
+per-run walls differ, the fixed cost of one process (a two-line script),
+and the lateness tail (p99, max) of tcptest's own events (injections, call
+starts, commands, Python blocks), with how many runs failed on timing.
+packetdrill does not report its own lateness; its timing failures are
+counted from its errors. Without packetdrill (`--packetdrill ''` or none at
+../shared/tools/packetdrill) only tcptest runs.
 
 Leaves nothing behind: the corpus's set_sysctls.py writes
 /tmp/sysctl_restore_<PACKETDRILL_PID>.sh, which a script removes only when
@@ -58,6 +59,7 @@ class Outcome:
     error: str  # first line
     lateness_usecs: tuple[int, ...] = ()  # tcptest's own events; none for packetdrill
     worst: str = ""  # tcptest's latest event: "line N (kind)"
+    wall: float = 0.0  # the process's, in seconds; none for the in-process batch
 
     @property
     def key(self) -> tuple[str, str]:
@@ -73,6 +75,7 @@ def restore_file(pid: int) -> Path:
 
 
 def run_packetdrill(packetdrill: str, script: str, version: str) -> Outcome:
+    started = time.monotonic()
     process = subprocess.Popen(["unshare", "-n", packetdrill, *KERNEL_ARGS[version], script], cwd=CORPUS,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -83,30 +86,33 @@ def run_packetdrill(packetdrill: str, script: str, version: str) -> Outcome:
         errors = f"killed after {RUN_TIMEOUT_SECS} s\n" + errors
     finally:
         restore_file(process.pid).unlink(missing_ok=True)  # unshare execs packetdrill: same pid
+    wall = time.monotonic() - started
     first = next((line for line in errors.splitlines() if line.strip()), "")
-    return Outcome(script, version, process.returncode == 0, first)
+    return Outcome(script, version, process.returncode == 0, first, wall=wall)
 
 
 def run_tcptest(script: str, version: str) -> Outcome:
     """A `tcptest run` process, with --format=json to read back its lateness
     (what the kernel's runner sends to /dev/null)."""
     command = ["unshare", "-n", *tcptest_command(), "run", "--format=json", *KERNEL_ARGS[version], script]
+    started = time.monotonic()
     try:
         done = subprocess.run(command, cwd=CORPUS, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECS,
                               env=checkout_environment())
     except subprocess.TimeoutExpired:
-        return Outcome(script, version, False, f"killed after {RUN_TIMEOUT_SECS} s")
+        return Outcome(script, version, False, f"killed after {RUN_TIMEOUT_SECS} s", wall=RUN_TIMEOUT_SECS)
+    wall = time.monotonic() - started
     try:
         (result,) = json.loads(done.stdout)["results"]
     except (ValueError, KeyError):
         first = next((line for line in done.stderr.splitlines() if line.strip()), "no output")
-        return Outcome(script, version, False, f"tcptest exited {done.returncode}: {first}")
+        return Outcome(script, version, False, f"tcptest exited {done.returncode}: {first}", wall=wall)
     error = (result["error"] or "").strip().splitlines()
     lateness = result.get("lateness") or ()
     worst = max(lateness, key=lambda late: late["usecs"], default=None)
     return Outcome(script, version, bool(result["passed"]), error[0] if error else "",
                    tuple(late["usecs"] for late in lateness),
-                   f"line {worst['line']} ({worst['kind']})" if worst else "")
+                   f"line {worst['line']} ({worst['kind']})" if worst else "", wall)
 
 
 def one_round(tool, runs: list[tuple[str, str]], jobs: int) -> tuple[list[Outcome], float]:
@@ -158,6 +164,43 @@ def print_latest(rounds: list[list[Outcome]], count: int = 5) -> None:
                     key=lambda o: -max(o.lateness_usecs))[:count]
     for o in latest:
         print(f"  latest: {max(o.lateness_usecs) / 1000:.3f} ms, {o.script} {o.ip_version} {o.worst}")
+
+
+def wall_gaps(tcptest: list[list[Outcome]], packetdrill: list[list[Outcome]]) -> dict[str, object]:
+    """Where the wall differs: each run's process wall, tcptest's median over
+    the rounds minus packetdrill's, summed by how the run ended in the last
+    round (both passed, both failed, otherwise), with the runs that differ most."""
+    def medians(rounds: list[list[Outcome]]) -> dict[tuple[str, str], float]:
+        walls: dict[tuple[str, str], list[float]] = {}
+        for outcomes in rounds:
+            for o in outcomes:
+                walls.setdefault(o.key, []).append(o.wall)
+        return {key: statistics.median(values) for key, values in walls.items()}
+
+    def kind(key: tuple[str, str]) -> str:
+        ours, theirs = last_tcptest[key], last_packetdrill[key]
+        if ours.passed and theirs.passed:
+            return "both passed"
+        if not ours.passed and not theirs.passed:
+            return "both failed"
+        return "otherwise"
+
+    ours, theirs = medians(tcptest), medians(packetdrill)
+    last_tcptest = {o.key: o for o in tcptest[-1]}
+    last_packetdrill = {o.key: o for o in packetdrill[-1]}
+    gaps = {key: ours[key] - theirs[key] for key in ours if key in theirs}
+    by_kind: dict[str, list[float]] = {}
+    for key, gap in gaps.items():
+        by_kind.setdefault(kind(key), []).append(gap)
+    return {"summed_secs": {name: [len(values), sum(values)] for name, values in sorted(by_kind.items())},
+            "largest": [[*key, gap] for key, gap in sorted(gaps.items(), key=lambda item: -item[1])[:5]]}
+
+
+def print_wall_gaps(gaps: dict[str, object]) -> None:
+    print("  per-run wall, tcptest minus packetdrill (median over rounds), summed: "
+          + "; ".join(f"{name} ({count} runs) {total:+.1f} s" for name, (count, total) in gaps["summed_secs"].items()))
+    for script, version, gap in gaps["largest"]:
+        print(f"  largest: {gap * 1000:+.0f} ms, {script} {version}")
 
 
 def fixed_costs(packetdrill: str | None) -> dict[str, float]:
@@ -233,6 +276,8 @@ def main() -> int:
         ratio = statistics.median(walls["tcptest"]) / statistics.median(walls["packetdrill"])
         print(f"tcptest/packetdrill: wall {ratio:.2f}x at -j {args.j}, fixed cost "
               f"{costs['tcptest'] / costs['packetdrill']:.2f}x")
+        figures["wall_gaps"] = wall_gaps(results["tcptest"], results["packetdrill"])
+        print_wall_gaps(figures["wall_gaps"])
 
     if not args.no_batch:
         for jobs in args.batch_jobs or [args.j]:
