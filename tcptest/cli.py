@@ -84,7 +84,7 @@ def _scripts(paths: Sequence[str]) -> list[str]:
 
 
 def cmd_check(argv: Sequence[str]) -> int:
-    from .parser import parse_file
+    from .cache import read_script
 
     options, rest = _split_defines(argv)
     for name, value in options:  # validate, and reject options check has no use for
@@ -97,7 +97,7 @@ def cmd_check(argv: Sequence[str]) -> int:
     failed = 0
     for path in paths:
         try:
-            parse_file(path, defines)
+            read_script(path, defines)
         except TcptestError as err:
             failed += 1
             print(err, file=sys.stderr)

@@ -17,18 +17,20 @@ Times are integer microseconds (see `script.py`).
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from pathlib import Path
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedToken
 from lark.lark import PostLex
 
+from . import cache
+from .cache import grammar_path
 from .errors import ScriptError
 from .script import (
     USECS_PER_SEC,
@@ -72,9 +74,9 @@ from .script import (
 )
 from . import wire
 from .render import seconds
-from .source import Location, TokenSpan, read_source
+from .source import Location, TokenSpan
 
-__all__ = ["parse_script", "parse_file", "parse_with_spans", "RESERVED_WORDS"]
+__all__ = ["parse_script", "parse_with_spans", "RESERVED_WORDS"]
 
 # Words a define never replaces (packetdrill's keywords).
 RESERVED_WORDS = frozenset(
@@ -88,17 +90,6 @@ RESERVED_WORDS = frozenset(
 )
 
 # ------------------------------------------------------------ building Lark
-
-_GRAMMAR_NAME = "packetdrill.lark"
-
-
-def _grammar_path() -> Path:
-    """The grammar inside the installed package, else the repo's grammar/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "grammar" / _GRAMMAR_NAME, here.parent / "grammar" / _GRAMMAR_NAME):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{_GRAMMAR_NAME} is neither in {here / 'grammar'} nor in {here.parent / 'grammar'}")
 
 
 @dataclass(slots=True)
@@ -779,7 +770,7 @@ class _Reader:
     """The built Lark parser, plus the names of its terminals for messages."""
 
     def __init__(self) -> None:
-        self.lark = _build_lark(_grammar_path().read_text(encoding="utf-8"))
+        self.lark = _build_lark(grammar_path().read_text(encoding="utf-8"))
         self.names: dict[str, str] = {}
         for terminal in self.lark.terminals:
             pattern = terminal.pattern
@@ -813,16 +804,12 @@ class _Reader:
 
 
 def _build_lark(grammar: str) -> Lark:
-    """The parser, loaded from the cache file when there is one for this
-    grammar (building it takes 50 ms of every `tcptest run`, loading it 6),
-    else built and saved there. The file is under $XDG_CACHE_HOME/tcptest
-    (else ~/.cache/tcptest), named by the grammar, the options and the Lark
-    and Python versions, so that a change of any makes a new one; it is
-    written under a name of this process's own and renamed into place, so
-    that a process beside this one never reads half of it. No cache when
-    the folder cannot be written. (Lark's own `cache=` writes in place.)"""
+    """The parser, loaded from the cache (cache.py) when it has one for this
+    grammar (building it takes 50 ms, loading it 6), else built and saved
+    there, named by the grammar, the options and the Lark and Python
+    versions, so that a change of any makes a new one. (Lark's own `cache=`
+    writes in place, where a process beside this one may read half a file.)"""
     import hashlib
-    import os
     import pickle
     import sys
 
@@ -830,10 +817,9 @@ def _build_lark(grammar: str) -> Lark:
 
     options = dict(parser="lalr", lexer="contextual", propagate_positions=False, maybe_placeholders=True)
     live = dict(transformer=_Builder(), postlex=_PostLex())  # objects: not saved, given again at load
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     key = hashlib.sha256(f"{grammar}{sorted(options.items())}{lark.__version__}{sys.version_info[:2]}"
                          .encode()).hexdigest()[:20]
-    cached = Path(base) / "tcptest" / f"parser-{key}.pickle"
+    cached = cache.folder() / f"parser-{key}.pickle"
     try:
         with open(cached, "rb") as f:
             return Lark.__new__(Lark)._load(f, **live)
@@ -842,17 +828,9 @@ def _build_lark(grammar: str) -> Lark:
     except (OSError, pickle.UnpicklingError, EOFError, LarkError, KeyError, TypeError, AttributeError):
         pass  # unreadable, or from a Lark that saved otherwise: build it again
     built = Lark(grammar, **options, **live)
-    written = cached.with_name(f".{cached.name}.{os.getpid()}")
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with open(written, "wb") as f:
-            built.save(f, exclude_options=tuple(live))
-        written.replace(cached)
-    except OSError:
-        try:
-            written.unlink()
-        except OSError:
-            pass
+    saved = io.BytesIO()
+    built.save(saved, exclude_options=tuple(live))
+    cache.write_atomically(cached, saved.getvalue())
     return built
 
 
@@ -978,15 +956,6 @@ def parse_script(text: str, path: str, defines: Mapping[str, str] | None = None)
         raise _error(path, text, _syntax_error(error, text, reader, state.previous)) from None
     finally:
         _state.reset(reset)
-
-
-def parse_file(path: str | Path, defines: Mapping[str, str] | None = None) -> Script:
-    """Read the script at `path` (undecodable bytes become U+FFFD)."""
-    try:
-        text = read_source(path)
-    except OSError as error:
-        raise ScriptError(Location(str(path), 1, 1), f"cannot read the script: {error.strerror or error}") from None
-    return parse_script(text, str(path), defines)
 
 
 def parse_with_spans(text: str, path: str, defines: Mapping[str, str] | None = None

@@ -24,7 +24,7 @@ from .host.scheduling import keep_on_time
 from .host.syscalls import CallEnvironment, SyscallHost
 from .host.tun import TunConfig, TunDevice
 from .options import IP_VERSIONS, RunOptions, resolve
-from .parser import parse_file
+from .cache import read_script
 from .pcap import PcapWriter, load_scapy_writer
 from .plan import Plan, make_plan
 from .pycode import PythonBlocks
@@ -85,7 +85,7 @@ def load(request: RunRequest) -> tuple[Script, RunOptions]:
     """Parse and resolve options, without running anything."""
     defines = dict(value.partition("=")[::2]
                    for name, value in request.command_line if name in ("define", "D") and value)
-    script = parse_file(request.path, defines)
+    script = read_script(request.path, defines)
     return script, resolve(script.options, request.command_line)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tcptest.parser import parse_file
+from tcptest.cache import read_script
 from tcptest.script import FastOpen, Symbol
 
 CORPUS = Path(__file__).parents[1].parent / "shared/corpus/kselftest"
@@ -37,7 +37,7 @@ def test_the_corpus_is_all_there():
 @pytest.mark.parametrize("defines", [IPV4_DEFINES, IPV6_DEFINES, None], ids=["ipv4", "ipv6", "none"])
 def test_every_script_parses(defines):
     for path in SCRIPTS:
-        script = parse_file(path, defines)
+        script = read_script(path, defines)
         assert script.path == str(path)
         assert script.events, path
         assert script.events[0].loc.line >= 1
@@ -61,8 +61,8 @@ def _names(node, found):
 def test_defines_are_applied_across_the_corpus():
     with_defines, without = set(), set()
     for path in SCRIPTS:
-        _names(parse_file(path, IPV4_DEFINES).events, with_defines)
-        _names(parse_file(path, None).events, without)
+        _names(read_script(path, IPV4_DEFINES).events, with_defines)
+        _names(read_script(path, None).events, without)
     assert {"TFO_COOKIE", "TFO_COOKIE_ZERO", "CMSG_LEVEL_IP", "CMSG_TYPE_RECVERR"} <= without
     assert not {"TFO_COOKIE", "TFO_COOKIE_ZERO", "CMSG_LEVEL_IP", "CMSG_TYPE_RECVERR"} & with_defines
     assert {"3021b9d889017eeb", "b7c12350a90dc8f5", "SOL_IP", "IP_RECVERR"} <= with_defines

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tcptest.errors import ScriptError
-from tcptest.parser import parse_file, parse_script
+from tcptest.parser import parse_script
 from tcptest.script import (
     AbsoluteTime,
     AccEcn,
@@ -563,64 +563,3 @@ def test_error_text_has_file_line_column_and_caret():
         "+0 < S 0:0(0) ack\n"
         "                 ^"
     )
-
-
-def test_parse_file_reads_bytes_leniently(tmp_path):
-    path = tmp_path / "odd.pkt"
-    path.write_bytes(b"0 close(3) = 0 // caf\xe9\n+0 f(\"\xff\") = 0\n")
-    script = parse_file(path)
-    assert script.path == str(path)
-    assert script.events[1].action.args == (String("\xef\xbf\xbd"),)  # U+FFFD, as UTF-8 bytes
-
-
-def test_parse_file_missing(tmp_path):
-    with pytest.raises(ScriptError) as info:
-        parse_file(tmp_path / "missing.pkt")
-    assert "cannot read the script" in info.value.message
-
-
-# ---------------------------------------------------------------- the parser cache
-
-CACHED_SCRIPT = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0(0) win 65535 <mss 1460>\n"
-
-
-def _parse_with(lark, text: str):
-    from tcptest import parser
-
-    reader = parser._Reader.__new__(parser._Reader)
-    reader.lark, reader.names = lark, parser._get_reader().names
-    saved, parser._reader = parser._reader, reader
-    try:
-        return parse_script(text, "t.pkt")
-    finally:
-        parser._reader = saved
-
-
-def test_the_built_parser_is_cached_and_the_cached_one_parses_the_same(tmp_path, monkeypatch):
-    from tcptest import parser
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    grammar = parser._grammar_path().read_text()
-    built = parser._build_lark(grammar)
-    (cached,) = (tmp_path / "tcptest").iterdir()
-    assert cached.name.startswith("parser-") and cached.suffix == ".pickle"
-    loaded = parser._build_lark(grammar)
-    assert list((tmp_path / "tcptest").iterdir()) == [cached]  # loaded, not written again
-    assert _parse_with(loaded, CACHED_SCRIPT) == _parse_with(built, CACHED_SCRIPT) == parse_script(CACHED_SCRIPT, "t.pkt")
-    assert parser._build_lark(grammar + "\n// another grammar\n") is not None
-    assert len(list((tmp_path / "tcptest").iterdir())) == 2  # a new grammar, a new file
-
-
-def test_a_damaged_cache_file_is_built_again_and_an_unwritable_folder_means_no_cache(tmp_path, monkeypatch):
-    from tcptest import parser
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    grammar = parser._grammar_path().read_text()
-    parser._build_lark(grammar)
-    (cached,) = (tmp_path / "tcptest").iterdir()
-    cached.write_bytes(b"not a pickle")
-    assert _parse_with(parser._build_lark(grammar), CACHED_SCRIPT) == parse_script(CACHED_SCRIPT, "t.pkt")
-    assert cached.read_bytes() != b"not a pickle"
-    (tmp_path / "file").write_text("")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))  # cannot be a folder
-    assert _parse_with(parser._build_lark(grammar), CACHED_SCRIPT) == parse_script(CACHED_SCRIPT, "t.pkt")

@@ -3,7 +3,7 @@ inside the file and a printable message.
 
 Damage is done to real corpus scripts, token by token (delete, duplicate,
 swap), by cutting lines, and by inserting odd bytes, NUL and invalid UTF-8
-included, which reach the parser through parse_file like a user's file would.
+included, which reach the parser through read_script like a user's file would.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcptest.errors import ScriptError
-from tcptest.parser import parse_file, parse_script
+from tcptest.cache import read_script
+from tcptest.parser import parse_script
 
 CORPUS = Path(__file__).parents[1].parent / "shared/corpus/kselftest"
 SCRIPTS = sorted(CORPUS.glob("*.pkt"))
@@ -97,7 +98,7 @@ def test_damaged_corpus_scripts_raise_only_script_errors(script, operations):
         path = str(Path(folder) / "damaged.pkt")
         Path(path).write_bytes(data)
         try:
-            parse_file(path)
+            read_script(path)
         except ScriptError as error:
             _check_error(error, data.decode("utf-8", "replace"), path)
 
