@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 from ..errors import RunFailure
@@ -27,7 +26,8 @@ class CommandRunner:
         `what` names untimed commands ("init", "cleanup") in the message."""
         # Output goes to a file, not a pipe: a command that leaves a process
         # running in the background would otherwise keep the pipe open and hang us.
-        with tempfile.TemporaryFile() as output_file:
+        # A memfd, not tempfile's file: nothing on disk, and no import of tempfile (1.1 ms).
+        with open(os.memfd_create("tcptest command output"), "w+b") as output_file:
             done = subprocess.run(["/bin/sh", "-c", text], cwd=self.cwd, env=self.env,
                                   stdin=subprocess.DEVNULL, stdout=output_file, stderr=subprocess.STDOUT)
             output_file.seek(0)

@@ -18,13 +18,12 @@ import contextlib
 import ctypes
 import fcntl
 import os
-import platform
 import struct
 import sys
 from collections.abc import Iterator
 
 _PR_SET_TIMERSLACK = 29
-_SYS_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}.get(platform.machine())
+_SYS_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}.get(os.uname().machine)
 _SCHED_OTHER = 0
 # struct sched_attr: size, policy, flags, nice, priority, runtime, deadline,
 # period, util_min, util_max. For SCHED_OTHER, `runtime` is the slice.

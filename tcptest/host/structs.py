@@ -9,12 +9,12 @@ program would pass. The one layout that differs between the two is
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
 import socket
 import struct
 from dataclasses import dataclass
 
-EPOLL_PACKED = platform.machine() in ("x86_64", "i386", "i686")
+EPOLL_PACKED = os.uname().machine in ("x86_64", "i386", "i686")
 
 AF_INET = 2
 AF_INET6 = 10

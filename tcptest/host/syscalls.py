@@ -29,7 +29,6 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
-import platform
 import resource
 import signal
 import queue
@@ -124,7 +123,7 @@ assert set(_C) == set(calls.CALLS), "calls.CALLS and the libc prototypes name th
 # An fd number above any RLIMIT_NOFILE: the kernel answers EBADF for it.
 INVALID_FD = 0x7FFFFFFF
 
-_FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine())
+_FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(os.uname().machine)
 
 
 @dataclass(frozen=True, slots=True)
