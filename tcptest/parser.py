@@ -17,7 +17,6 @@ Times are integer microseconds (see `script.py`).
 
 from __future__ import annotations
 
-import io
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -30,7 +29,6 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedToken
 from lark.lark import PostLex
 
 from . import cache
-from .cache import grammar_path
 from .errors import ScriptError
 from .script import (
     USECS_PER_SEC,
@@ -770,7 +768,7 @@ class _Reader:
     """The built Lark parser, plus the names of its terminals for messages."""
 
     def __init__(self) -> None:
-        self.lark = _build_lark(grammar_path().read_text(encoding="utf-8"))
+        self.lark = _build_lark(cache.grammar_path().read_text(encoding="utf-8"))
         self.names: dict[str, str] = {}
         for terminal in self.lark.terminals:
             pattern = terminal.pattern
@@ -810,6 +808,7 @@ def _build_lark(grammar: str) -> Lark:
     versions, so that a change of any makes a new one. (Lark's own `cache=`
     writes in place, where a process beside this one may read half a file.)"""
     import hashlib
+    import io
     import pickle
     import sys
 
