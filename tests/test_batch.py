@@ -4,6 +4,7 @@ order, and the progress line."""
 from __future__ import annotations
 
 import io
+import sys
 import threading
 from pathlib import Path
 
@@ -102,6 +103,24 @@ def test_a_run_that_raises_becomes_a_failed_verdict_and_the_rest_go_on():
     assert [(verdict.name, verdict.passed) for verdict in verdicts] == [
         ("bad.pkt[ipv4]", False), ("good.pkt[ipv4]", True)]
     assert verdicts[0].error == "internal error: the isolated run raised an exception"
+
+
+def test_a_run_that_exits_fails_alone_instead_of_leaving_the_batch_waiting():
+    def run_one(request):
+        if request.path == "exits.pkt":
+            sys.exit("exit from inside a run")
+        return verdict_for(request)
+
+    verdicts = batch.run_all([RunRequest("exits.pkt"), RunRequest("good.pkt")], 1, lambda *_: None, None, run_one,
+                             tick=0.01)
+    assert [(verdict.name, verdict.passed) for verdict in verdicts] == [
+        ("exits.pkt[ipv4]", False), ("good.pkt[ipv4]", True)]
+
+
+def test_no_requests_no_threads():
+    before = threading.active_count()
+    assert batch.run_all([], 4, lambda *_: None, None, verdict_for) == []
+    assert threading.active_count() == before
 
 
 class Terminal(io.StringIO):
